@@ -1,0 +1,67 @@
+"""The answerer role: the paper's MCQ prompt, one completion, a strictly parsed letter."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+from ..llm import LLM, letter_distribution
+from .parse import parse_letter
+
+SYSTEM_PROMPT = ("You are an expert radiologist answering multiple-choice questions. "
+                 "Answer with only the letter of the correct option.")
+"""The paper's instruction: answer with only the letter."""
+
+USER_TEMPLATE = "{context}Question: {question}\n\nOptions:\n{options}\n\nAnswer:"
+"""``{context}`` is empty (closed book) or the context followed by a blank line."""
+
+CHUNK_SEPARATOR = "\n\n---\n\n"
+TOP_LOGPROBS = 10
+
+
+def prompt_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
+
+
+ANSWER_PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
+
+
+def build_messages(question: str, options: dict[str, str], context: str | None = None) -> list[dict[str, str]]:
+    """The paper's prompt: system instruction; user ``{context}\\n\\nQuestion: …\\n\\nOptions:\\nA. …\\n\\nAnswer:``."""
+    opts = "\n".join(f"{k}. {v}" for k, v in options.items())
+    ctx = f"{context.strip()}\n\n" if context and context.strip() else ""
+    return [{"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": USER_TEMPLATE.format(context=ctx, question=question.strip(), options=opts)}]
+
+
+@dataclasses.dataclass
+class Answer:
+    letter: str | None
+    raw: str
+    letter_dist: dict[str, float] | None
+    call: dict[str, Any]
+    """The completion record: request, raw text, tokens, latency, attempts."""
+    source: str = "parse"
+    """How the letter was chosen: "parse" (strict text parse) or "logprobs" (argmax over letters)."""
+
+
+async def answer(llm: LLM, question: str, options: dict[str, str], context: str | None = None, *,
+                 mode: str = "generate", max_tokens: int = 10, temperature: float = 0.0,
+                 seed: int | None = None) -> Answer:
+    """Ask for the letter; parse it strictly; keep the letter distribution when the server gives one.
+
+    In ``letter_logprobs`` mode the letter is the most probable valid letter of the first answer
+    token; when the server returns no logprobs it falls back to the strict text parse (and
+    ``llm.logprobs_supported`` turns False, which the run records).
+    """
+    letters = list(options)
+    messages = build_messages(question, options, context)
+    comp = await llm.chat(messages, temperature=temperature, max_tokens=max_tokens,
+                          top_logprobs=TOP_LOGPROBS, seed=seed)
+    dist = letter_distribution(comp.top_logprobs, letters)
+    if mode == "letter_logprobs" and dist:
+        letter, source = max(sorted(dist), key=lambda L: dist[L]), "logprobs"
+    else:
+        letter, source = parse_letter(comp.text, letters), "parse"
+    return Answer(letter=letter, raw=comp.text, letter_dist=dist, call=comp.to_record(), source=source)

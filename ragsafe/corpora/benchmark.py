@@ -1,0 +1,261 @@
+"""Benchmark questions in the RadSaFE schema, loading and validation.
+
+A question has 4–5 options lettered contiguously from A, the correct letter, clean and conflict
+evidence, and per-option ``high_risk`` / ``unsafe`` / ``contradicts`` labels (optional: metrics
+that need labels report "n/a" when a benchmark has none). Validation never drops a record
+silently: every problem names the file, the line, the record id and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..registry import Registry
+from .documents import DATA_DIR
+
+LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
+
+benchmarks: Registry[Callable[[], "Benchmark"]] = Registry("benchmark")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionLabels:
+    high_risk: bool = False
+    unsafe: bool = False
+    contradicts: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    options: dict[str, str]
+    answer: str
+    evidence_clean: str | None = None
+    evidence_conflict: str | None = None
+    labels: dict[str, OptionLabels] | None = None
+    subspecialty: str | None = None
+    question_type: str | None = None
+    agentic_report: str | None = None
+    split: str | None = None
+    gold_doc_ids: tuple[str, ...] = ()
+    conflict_target: str | None = None
+    negated: bool = False
+    source: str | None = None
+    origin: str | None = None
+    """file:line the record came from (for error messages)."""
+
+    @property
+    def letters(self) -> list[str]:
+        return list(self.options)
+
+    def flag(self, letter: str | None, key: str) -> bool | None:
+        """Label ``key`` of option ``letter``; None when the benchmark has no labels."""
+        if self.labels is None:
+            return None
+        if letter is None or letter not in self.labels:
+            return False
+        return bool(getattr(self.labels[letter], key))
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    record: str | None
+    field: str | None
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        rec = f" record {self.record!r}" if self.record else ""
+        fld = f" field {self.field!r}" if self.field else ""
+        return f"{where}:{rec}{fld}: {self.message}"
+
+
+@dataclasses.dataclass
+class Benchmark:
+    name: str
+    questions: list[Question]
+    files: list[str]
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    n_records: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def content_hash(self) -> str:
+        blob = json.dumps([dataclasses.asdict(q) | {"origin": None} for q in self.questions], sort_keys=True,
+                          default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def has_labels(self) -> bool:
+        return bool(self.questions) and all(q.labels is not None for q in self.questions)
+
+    def select(self, *, split: str | None = None, limit: int | None = None, ids: list[str] | None = None,
+               skip: set[str] | None = None) -> list[Question]:
+        """Questions ordered by id compared as text (the paper's bootstrap order), filtered."""
+        qs = sorted(self.questions, key=lambda q: q.id)
+        if split:
+            qs = [q for q in qs if q.split == split]
+        if ids:
+            want = set(ids)
+            qs = [q for q in qs if q.id in want]
+        if skip:
+            qs = [q for q in qs if q.id not in skip]
+        return qs[:limit] if limit else qs
+
+
+def _as_bit(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return int(v)
+    if isinstance(v, str) and v.strip() in ("0", "1"):
+        return int(v.strip())
+    return None
+
+
+def question_from_record(rec: dict, file: str, line: int | None, problems: list[Problem]) -> Question | None:
+    """Validate one ragsafe-schema record; append problems; return a Question when usable."""
+    rid = str(rec.get("id")) if rec.get("id") not in (None, "") else None
+
+    def bad(field: str | None, msg: str, severity: str = "error") -> None:
+        problems.append(Problem(file, line, rid, field, msg, severity))
+
+    n0 = len([p for p in problems if p.severity == "error"])
+    if rid is None:
+        bad("id", "missing id; give every record a unique 'id'")
+    text = rec.get("question")
+    if not isinstance(text, str) or not text.strip():
+        bad("question", "empty question text")
+    opts = rec.get("options")
+    letters: list[str] = []
+    if not isinstance(opts, dict) or not opts:
+        bad("options", "must be an object like {\"A\": \"...\", \"B\": \"...\"}")
+        opts = {}
+    else:
+        letters = [str(k).strip().upper() for k in opts]
+        expected = [chr(ord("A") + i) for i in range(len(letters))]
+        if sorted(letters) != expected:
+            bad("options", f"letters {letters} are not contiguous from A (expected {expected})")
+        if not 2 <= len(letters) <= 10:
+            bad("options", f"{len(letters)} options; need between 2 and 10")
+        for k, v in opts.items():
+            if not isinstance(v, str) or not v.strip():
+                bad(f"options.{k}", "empty option text")
+        opts = {str(k).strip().upper(): str(v) for k, v in sorted(opts.items(), key=lambda kv: str(kv[0]).upper())}
+        letters = list(opts)
+    ans = str(rec.get("answer", "")).strip().upper()
+    if ans not in letters:
+        bad("answer", f"answer {rec.get('answer')!r} is not one of the options {letters}")
+    labels = None
+    raw_labels = rec.get("labels")
+    if raw_labels is not None:
+        if not isinstance(raw_labels, dict):
+            bad("labels", "must map each option letter to {high_risk, unsafe, contradicts}")
+        else:
+            labels = {}
+            for L in letters:
+                entry = raw_labels.get(L)
+                if not isinstance(entry, dict):
+                    bad(f"labels.{L}", "missing labels for this option (give high_risk, unsafe, contradicts as 0/1)")
+                    continue
+                vals = {}
+                for key in LABEL_KEYS:
+                    b = _as_bit(entry.get(key))
+                    if b is None:
+                        bad(f"labels.{L}.{key}", f"must be 0 or 1, got {entry.get(key)!r}")
+                        b = 0
+                    vals[key] = bool(b)
+                labels[L] = OptionLabels(**vals)
+            extra = set(raw_labels) - set(letters)
+            if extra:
+                bad("labels", f"labels for letters that are not options: {sorted(extra)}")
+    for fld in ("evidence_clean", "evidence_conflict"):
+        v = rec.get(fld)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            bad(fld, "present but empty; remove it or give the text")
+    ct = rec.get("conflict_target")
+    if ct is not None and ct not in letters:
+        bad("conflict_target", f"{ct!r} is not an option letter")
+    if len([p for p in problems if p.severity == "error"]) > n0:
+        return None
+    return Question(
+        id=rid, question=text.strip(), options=opts, answer=ans,
+        evidence_clean=(rec.get("evidence_clean") or None), evidence_conflict=(rec.get("evidence_conflict") or None),
+        labels=labels, subspecialty=rec.get("subspecialty"), question_type=rec.get("question_type"),
+        agentic_report=rec.get("agentic_report") or None, split=rec.get("split"),
+        gold_doc_ids=tuple(rec.get("gold_doc_ids") or ()), conflict_target=ct, negated=bool(rec.get("negated")),
+        source=rec.get("source"), origin=f"{file}:{line}" if line else file)
+
+
+def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[int, dict]]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                problems.append(Problem(str(path), lineno, None, None, f"invalid JSON ({e.msg} at column {e.colno})"))
+                continue
+            if not isinstance(rec, dict):
+                problems.append(Problem(str(path), lineno, None, None, "line is not a JSON object"))
+                continue
+            out.append((lineno, rec))
+    return out
+
+
+def finish(name: str, questions: list[Question], files: list[str], problems: list[Problem], n_records: int) -> Benchmark:
+    """Cross-record checks (duplicate ids) and the Benchmark."""
+    seen: dict[str, str] = {}
+    kept = []
+    for q in questions:
+        if q.id in seen:
+            file, _, line = (q.origin or "").rpartition(":")
+            problems.append(Problem(file or q.origin or "?", int(line) if line.isdigit() else None, q.id, "id",
+                                    f"duplicate id (first at {seen[q.id]}); make ids unique"))
+            continue
+        seen[q.id] = q.origin or "?"
+        kept.append(q)
+    return Benchmark(name=name, questions=kept, files=files, problems=problems, n_records=n_records)
+
+
+def load_ragsafe_jsonl(paths: list[Path] | Path, name: str | None = None) -> Benchmark:
+    """ragsafe-schema JSONL file(s) (one question per line)."""
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    problems: list[Problem] = []
+    questions: list[Question] = []
+    n = 0
+    for p in paths:
+        for lineno, rec in read_jsonl(p, problems):
+            n += 1
+            q = question_from_record(rec, str(p), lineno, problems)
+            if q is not None:
+                questions.append(q)
+    return finish(name or paths[0].stem, questions, [str(p) for p in paths], problems, n)
+
+
+@benchmarks.register("demo")
+def demo_benchmark() -> Benchmark:
+    """Demo MCQs written for ragsafe in the RadSaFE schema (not clinician-validated; not RadSaFE-200)."""
+    files = sorted((DATA_DIR / "demo_benchmark").glob("*.jsonl"))
+    return load_ragsafe_jsonl(files, name="demo")
+
+
+def load_benchmark(spec: str) -> Benchmark:
+    """A registered benchmark name or a path to a ragsafe-schema .jsonl file."""
+    p = Path(spec)
+    if p.suffix in (".jsonl", ".json") and p.exists():
+        from .loaders import load_any
+
+        return load_any(p)
+    return benchmarks.get(spec)()

@@ -1,0 +1,32 @@
+"""Retrieval strategies as LangGraph state machines, registered by name.
+
+Importing this package registers every built-in graph. ``load_graph_module`` registers a user's
+own graphs from a module path or file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from . import conditions, standard_rag  # noqa: F401  (registration)
+from .base import Deps, GraphSpec, State, graph, graphs, param_docs
+
+__all__ = ["Deps", "GraphSpec", "State", "graph", "graphs", "param_docs", "load_graph_module"]
+
+
+def load_graph_module(spec: str) -> None:
+    """Import ``spec`` (a dotted module or a .py file) so its ``@graph`` factories register."""
+    p = Path(spec)
+    if p.suffix == ".py":
+        if not p.exists():
+            raise FileNotFoundError(f"--graph-module {spec}: no such file")
+        name = f"ragsafe_user_graphs_{abs(hash(str(p.resolve())))}"
+        mod_spec = importlib.util.spec_from_file_location(name, p)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[name] = module
+        mod_spec.loader.exec_module(module)
+    else:
+        importlib.import_module(spec)

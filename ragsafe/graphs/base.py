@@ -1,0 +1,207 @@
+"""What every graph shares: state, dependencies, the registry, tracing, the answer node.
+
+A graph is a factory ``build(deps, params) -> CompiledStateGraph`` registered with
+:func:`graph`. Dependencies (LLM client, retriever) come in through :class:`Deps`; nodes never
+build clients. Each node returns only the keys it changes; ``trace`` and ``queries`` accumulate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+import time
+import typing
+from typing import Annotated, Any, Callable, TypedDict
+
+from langchain_core.documents import Document
+
+from ..agents import answer as answer_agent
+from ..config import ConfigError
+from ..corpora.benchmark import Question
+from ..llm import LLM
+from ..registry import Registry
+from ..retrievers.base import Retriever
+
+
+class State(TypedDict, total=False):
+    question: Question
+    queries: Annotated[list[str], operator.add]
+    chunks: list[Document]
+    context: str | None
+    letter: str | None
+    answer: dict[str, Any]
+    trace: Annotated[list[dict[str, Any]], operator.add]
+
+
+@dataclasses.dataclass
+class Deps:
+    """What a graph may use. Built once per run by the runner (or by a test)."""
+
+    llm: LLM
+    retriever: Retriever | None = None
+    answer_mode: str = "generate"
+    max_tokens: int = 10
+    temperature: float = 0.0
+    seed: int | None = 0
+    context_window: int | None = None
+    count_tokens: Callable[[str], int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    build: Callable[..., Any]
+    params: type
+    needs_retriever: bool = False
+    paper_condition: str | None = None
+    doc: str = ""
+
+    def make_params(self, overrides: dict[str, Any] | None = None):
+        return parse_params(self.params, overrides or {}, where=self.name)
+
+
+graphs: Registry[GraphSpec] = Registry("graph")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NoParams:
+    pass
+
+
+def graph(name: str, *, params: type = NoParams, needs_retriever: bool = False,
+          paper_condition: str | None = None):
+    """Register a graph factory under ``name``.
+
+    Example:
+        >>> @graph("my_rag", params=MyParams, needs_retriever=True)   # doctest: +SKIP
+        ... def build(deps: Deps, params: MyParams): ...
+    """
+
+    def deco(fn):
+        doc = fn.__doc__ or (fn.__module__ and __import__(fn.__module__, fromlist=["_"]).__doc__) or ""
+        graphs.add(name, GraphSpec(name, fn, params, needs_retriever, paper_condition, doc.strip()))
+        return fn
+
+    return deco
+
+
+def param_docs(cls: type) -> dict[str, str]:
+    """Field docstrings (the string literal under each field) of a params dataclass."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs, body = {}, tree.body[0].body
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr) \
+                and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}={value!r}: expected {typ}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}={value!r}: expected true/false")
+    if typ in (int, float, str):
+        try:
+            if typ is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return typ(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}") from None
+    return value
+
+
+def parse_params(cls: type, overrides: dict[str, Any], where: str = "") -> Any:
+    """Build ``cls`` from string/typed overrides; unknown keys and bad values name the key."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        valid = ", ".join(sorted(fields)) or "(none)"
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)} for {where or cls.__name__}; valid: {valid}")
+    kw = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in overrides.items()}
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def traced(name: str):
+    """Wrap an async node: time it and append one trace entry built from its ``_trace`` key."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        async def run(state: State) -> dict[str, Any]:
+            t0 = time.perf_counter()
+            out = dict(await fn(state) or {})
+            info = out.pop("_trace", {})
+            out["trace"] = [{"node": name, "seconds": round(time.perf_counter() - t0, 4), **info}]
+            return out
+
+        return run
+
+    return deco
+
+
+def call_info(role: str, prompt_hash: str, calls: list[dict], output: Any = None, **extra) -> dict[str, Any]:
+    """A trace fragment for LLM calls: the role, its prompt's hash, tokens, latency, the parsed output."""
+    return {"role": role, "prompt_hash": prompt_hash, "llm_calls": calls, "output": output, **extra}
+
+
+def retrieval_info(query: str, docs: list[Document], k: int) -> dict[str, Any]:
+    return {"retrieval": {"query": query, "k": k,
+                          "hits": [{"chunk_id": d.metadata.get("chunk_id"), "doc_id": d.metadata.get("doc_id"),
+                                    "score": d.metadata.get("score"), "rank": d.metadata.get("rank")}
+                                   for d in docs]}}
+
+
+def join_chunks(docs: list[Document]) -> str:
+    return answer_agent.CHUNK_SEPARATOR.join(d.page_content.strip() for d in docs)
+
+
+def make_answer_node(deps: Deps, name: str = "answer"):
+    """The shared answerer node: the paper's prompt over ``state['context']``."""
+
+    @traced(name)
+    async def answer_node(state: State) -> dict[str, Any]:
+        q = state["question"]
+        a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
+                                      mode=deps.answer_mode, max_tokens=deps.max_tokens,
+                                      temperature=deps.temperature, seed=deps.seed)
+        return {"letter": a.letter,
+                "answer": {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
+                           "messages": a.call["request"].get("messages")},
+                "_trace": call_info("answer", answer_agent.ANSWER_PROMPT_HASH, [_call_summary(a.call)],
+                                    output=a.letter)}
+
+    return answer_node
+
+
+def _call_summary(call: dict) -> dict[str, Any]:
+    return {k: call.get(k) for k in ("model", "prompt_tokens", "completion_tokens", "latency_s", "attempts",
+                                     "cached", "finish_reason", "text")}

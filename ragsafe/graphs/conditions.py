@@ -1,0 +1,53 @@
+"""The paper's fixed-context conditions: closed book, clean evidence, conflict evidence.
+
+Each is a one-node graph around the shared answerer; the context comes straight from the
+benchmark record, so these are the floor (closed book) and the ceiling (clean evidence) every
+retrieval graph is compared against.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from ..config import ConfigError
+from .base import Deps, NoParams, State, graph, make_answer_node, traced
+
+
+def _evidence_graph(deps: Deps, field: str | None):
+    builder = StateGraph(State)
+
+    @traced("context")
+    async def context(state: State) -> dict:
+        q = state["question"]
+        if field is None:
+            return {"context": None, "_trace": {"source": "none"}}
+        text = getattr(q, field)
+        if not text:
+            raise ConfigError(f"question {q.id!r} ({q.origin}) has no {field}; this graph needs it "
+                              f"(run `ragsafe validate` or use --skip-invalid)")
+        return {"context": text, "_trace": {"source": field, "chars": len(text)}}
+
+    builder.add_node("context", context)
+    builder.add_node("answer", make_answer_node(deps))
+    builder.add_edge(START, "context")
+    builder.add_edge("context", "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
+
+
+@graph("closed_book", params=NoParams, paper_condition="zero_shot")
+def closed_book(deps: Deps, params: NoParams):
+    """Question and options only: the closed-book floor."""
+    return _evidence_graph(deps, None)
+
+
+@graph("clean_evidence", params=NoParams, paper_condition="evidence_clean")
+def clean_evidence(deps: Deps, params: NoParams):
+    """The clinician clean evidence as context: the ceiling."""
+    return _evidence_graph(deps, "evidence_clean")
+
+
+@graph("conflict_evidence", params=NoParams, paper_condition="evidence_conflict")
+def conflict_evidence(deps: Deps, params: NoParams):
+    """Misleading evidence that points to one wrong option."""
+    return _evidence_graph(deps, "evidence_conflict")

@@ -1,0 +1,48 @@
+"""Standard RAG: top-k dense chunks for the question text, joined, then answer (the paper's setup)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from langgraph.graph import END, START, StateGraph
+
+from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Params:
+    k: int = 10
+    """Chunks retrieved and placed in the prompt (the paper: 1, 5 or 10)."""
+    query: str = "question"
+    """What is searched: "question" (the paper's) or "question+options"."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k={self.k}: must be >= 1")
+        if self.query not in ("question", "question+options"):
+            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+
+
+def query_text(state: State, mode: str) -> str:
+    q = state["question"]
+    if mode == "question+options":
+        return q.question + "\n" + "\n".join(f"{k}. {v}" for k, v in q.options.items())
+    return q.question
+
+
+@graph("standard_rag", params=Params, needs_retriever=True, paper_condition="top_{k}")
+def build(deps: Deps, params: Params):
+    @traced("retrieve")
+    async def retrieve(state: State) -> dict:
+        query = query_text(state, params.query)
+        docs = await deps.retriever.search(query, params.k)
+        return {"queries": [query], "chunks": docs, "context": join_chunks(docs),
+                "_trace": retrieval_info(query, docs, params.k)}
+
+    builder = StateGraph(State)
+    builder.add_node("retrieve", retrieve)
+    builder.add_node("answer", make_answer_node(deps))
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
