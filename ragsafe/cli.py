@@ -114,7 +114,7 @@ def cmd_run(a) -> int:
     from .evals.report import text_table
     from .evals.runner import RunConfig, run
 
-    cfg = RunConfig(graphs=a.graph, sets=a.set or [], benchmark=a.benchmark, corpus=a.corpus, split=a.split,
+    cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus, split=a.split,
                     limit=a.limit, endpoint=_endpoint(a), out=a.out, chroma_path=a.chroma_path,
                     chroma_url=a.chroma_url, chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap,
                     concurrency=a.concurrency, skip_invalid=a.skip_invalid, allow_errors=a.allow_errors,
@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run graphs over a benchmark and score them")
     p.add_argument("--graph", action="append", required=True, help="graph name or name[key=value,...]; repeat")
     p.add_argument("--set", action="append", help="graph.param=value; repeat")
+    p.add_argument("--grid", action="append", help="graph.param=v1,v2,...: one variant per value; repeat")
     p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
     p.add_argument("--benchmark", default="demo")
     p.add_argument("--split", default=None, choices=[None, "dev", "test"])
@@ -220,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--md", default=None)
     p.add_argument("--csv", default=None)
     p.set_defaults(fn=cmd_report)
+    # feature areas add their own subcommands: module ragsafe.cli_<area> with register(subparsers)
+    import importlib
+    import pkgutil
+
+    import ragsafe
+
+    for m in sorted(pkgutil.iter_modules(ragsafe.__path__), key=lambda m: m.name):
+        if m.name.startswith("cli_"):
+            importlib.import_module(f"ragsafe.{m.name}").register(sub)
     return ap
 
 

@@ -62,14 +62,13 @@ def parse_letter(text: str | None, letters: list[str] | str) -> str | None:
             continue
         found.add(letter.upper())
     found = {f for f in found if f in valid}
-    if len(found) == 1:
-        return found.pop()
-    if len(found) > 1:
-        return None
     # 3. the reply starts with a letter followed by a delimiter: "B. Subdural", "(B) ...", "B) ...", "B: ..."
     m = re.match(r"[\*_`\s]*[\(\[]?([A-Z])(?:[\)\]][\s.:]*|[.:](?:\s|$)|\s*-\s)", t)
     if m and m.group(1) in valid:
+        found.add(m.group(1))
         rest = t[m.end():]
-        other = {x for x in re.findall(r"(?<![A-Za-z])([A-Z])[.)](?:\s|$)", rest) if x in valid and x != m.group(1)}
-        return None if other else m.group(1)
-    return None
+        # an enumeration of options ("A. x B. y") is not a choice
+        if {x for x in re.findall(r"(?<![A-Za-z])([A-Z])[.)](?:\s|$)", rest) if x in valid and x != m.group(1)}:
+            return None
+    # two different explicit choices ("C. Stone ... the answer is D") are no choice at all
+    return found.pop() if len(found) == 1 else None

@@ -45,6 +45,8 @@ class RunConfig:
     """Graph variants: a name, or name[key=value,...] for inline params."""
     sets: list[str] = dataclasses.field(default_factory=list)
     """Param overrides "graph.key=value" applied to every variant of that graph."""
+    grids: list[str] = dataclasses.field(default_factory=list)
+    """Ablation grids "graph.key=v1,v2,...": one variant per value (several grids: every combination)."""
     benchmark: str = "demo"
     """Registered benchmark name or a path to a benchmark file."""
     corpus: str = "demo"
@@ -97,8 +99,34 @@ def parse_assignments(items: list[str], what: str) -> list[tuple[str, str]]:
     return out
 
 
-def resolve_variants(specs: list[str], sets: list[str]) -> list[Variant]:
+def expand_grids(specs: list[str], grids: list[str]) -> list[str]:
+    """``--grid corrective_rag.max_rewrites=0,1,2`` turns each spec of that graph into one per value."""
+    for item in grids:
+        key, _, values = item.partition("=")
+        if "." not in key or not values:
+            raise ConfigError(f"--grid {item!r}: expected graph.param=v1,v2,...")
+        g, param = key.strip().split(".", 1)
+        graphs.get(g)
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        out, hit = [], False
+        for s in specs:
+            m = _VARIANT.match(s.strip())
+            if m and m.group(1) == g:
+                hit = True
+                inline = [x for x in (m.group(2) or "").split(",") if x.strip()]
+                for v in vals:
+                    out.append(f"{g}[{','.join(inline + [f'{param}={v}'])}]")
+            else:
+                out.append(s)
+        if not hit:
+            raise ConfigError(f"--grid names graph {g!r}, which is not among --graph {specs}")
+        specs = out
+    return specs
+
+
+def resolve_variants(specs: list[str], sets: list[str], grids: list[str] | None = None) -> list[Variant]:
     """``["standard_rag[k=3]", "closed_book"]`` + ``["standard_rag.query=question"]`` → variants."""
+    specs = expand_grids(list(specs), grids or [])
     if not specs:
         raise ConfigError(f"no graph given; pass --graph NAME (valid: {', '.join(graphs.names())})")
     per_graph: dict[str, dict[str, str]] = {}
@@ -175,7 +203,7 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
     """Resolve a config without touching any model: variants, questions, problems, hash."""
     for mod in cfg.graph_modules:
         load_graph_module(mod)
-    variants = resolve_variants(cfg.graphs, cfg.sets)
+    variants = resolve_variants(cfg.graphs, cfg.sets, cfg.grids)
     bench = load_benchmark(cfg.benchmark)
     problems = list(bench.problems)
     questions = bench.select(split=cfg.split)

@@ -79,6 +79,8 @@ def summarize(samples: list[dict], questions: list[Question], variants: list[str
         for v in variants:
             if v == ref or v not in values:
                 continue
+            if v.split("[")[0] == FLOOR and ref.split("[")[0] == CEILING:
+                continue  # reported once, as ceiling vs floor
             c: dict[str, Any] = {"a": v, "b": ref, "mcnemar": stats.mcnemar_exact(correct[v], correct[ref]),
                                  "diff": {}}
             for name in GREEDY_METRICS:

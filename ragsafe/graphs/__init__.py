@@ -11,8 +11,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from . import conditions, standard_rag  # noqa: F401  (registration)
+import pkgutil
+
 from .base import Deps, GraphSpec, State, graph, graphs, param_docs
+
+# every module of this package registers its graphs on import (one file per strategy)
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name not in ("base", "show"):
+        importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = ["Deps", "GraphSpec", "State", "graph", "graphs", "param_docs", "load_graph_module"]
 

@@ -1,0 +1,94 @@
+"""Structured outputs from small models: ask for JSON, parse leniently, fall back visibly.
+
+``parse_json_reply`` accepts a bare object, one inside a ```json fence, or the first balanced
+``{...}`` in free text. When nothing parses, the caller's fallback value is used and the trace
+entry says so (``fallback: true`` with the reason), which the summary counts — never a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Callable
+
+from ..llm import LLM
+from .answer import prompt_hash
+
+JSON_MODE = {"type": "json_object"}
+
+
+def _balanced_objects(text: str):
+    depth, start = 0, None
+    in_str = esc = False
+    for i, ch in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0 and start is not None:
+                yield text[start:i + 1]
+
+
+def parse_json_reply(text: str | None) -> dict | None:
+    """The first JSON object in ``text``, or None."""
+    if not text:
+        return None
+    t = text.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", t, flags=re.S)
+    candidates = ([fence.group(1)] if fence else []) + [t] + list(_balanced_objects(t))
+    for c in candidates:
+        try:
+            obj = json.loads(c)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+@dataclasses.dataclass
+class Structured:
+    value: Any
+    raw: str
+    fallback: bool
+    reason: str | None
+    call: dict
+    prompt_hash: str
+
+    def trace(self, role: str) -> dict[str, Any]:
+        c = self.call
+        info = {"role": role, "prompt_hash": self.prompt_hash, "output": self.value,
+                "llm_calls": [{k: c.get(k) for k in ("model", "prompt_tokens", "completion_tokens", "latency_s",
+                                                      "attempts", "cached", "finish_reason", "text")}]}
+        if self.fallback:
+            info["fallback"] = True
+            info["fallback_reason"] = self.reason
+        return info
+
+
+async def ask_structured(llm: LLM, system: str, user: str, *, validate: Callable[[dict], Any], fallback: Any,
+                         max_tokens: int = 200, temperature: float = 0.0, seed: int | None = None) -> Structured:
+    """One JSON-mode call. ``validate(obj)`` returns the clean value or raises ValueError."""
+    comp = await llm.chat([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                          temperature=temperature, max_tokens=max_tokens, response_format=JSON_MODE, seed=seed)
+    h = prompt_hash(system, user.split("\n", 1)[0])
+    obj = parse_json_reply(comp.text)
+    if obj is None:
+        return Structured(fallback, comp.text, True, "reply was not JSON", comp.to_record(), h)
+    try:
+        return Structured(validate(obj), comp.text, False, None, comp.to_record(), h)
+    except (ValueError, KeyError, TypeError) as e:
+        return Structured(fallback, comp.text, True, f"JSON did not fit: {e}", comp.to_record(), h)

@@ -1,0 +1,68 @@
+"""Shared fixtures. Every cache and run folder points at a temporary directory.
+
+End-to-end fixtures start the real llama.cpp server (smollm2-135m: fast, near chance; it proves
+plumbing, never results) and a real Chroma store with the real embedder, once per session.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+E2E_MODEL = "smollm2-135m"
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("ragsafe-home")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(session_home, monkeypatch):
+    monkeypatch.setenv("RAGSAFE_HOME", str(session_home))
+    monkeypatch.setenv("RAGSAFE_NO_CACHE", "1")
+
+
+@pytest.fixture(scope="session")
+def llm_server(session_home):
+    """The embedded llama.cpp server over real HTTP on 127.0.0.1."""
+    os.environ["RAGSAFE_HOME"] = str(session_home)
+    from ragsafe.server import LocalServer
+
+    srv = LocalServer(E2E_MODEL, log_dir=session_home / "logs")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """A real Chroma PersistentClient store of the demo corpus, embedded with all-MiniLM-L6-v2."""
+    from ragsafe.retrievers.chroma import build_index
+
+    return build_index("demo", chroma_path=tmp_path_factory.mktemp("chroma"))
+
+
+@pytest.fixture(scope="session")
+def demo_benchmark():
+    from ragsafe.corpora.benchmark import load_benchmark
+
+    return load_benchmark("demo")
+
+
+@pytest.fixture
+def e2e_deps(llm_server, demo_store):
+    """Deps wired to the real server and the real store (fresh LLM client per test)."""
+    from ragsafe.graphs import Deps
+    from ragsafe.llm import LLM
+    from ragsafe.retrievers.chroma import ChromaRetriever
+    from ragsafe.retrievers.embedders import get_embedder
+
+    llm = LLM(llm_server.base_url, E2E_MODEL, timeout=60, max_retries=2)
+    return Deps(llm=llm, retriever=ChromaRetriever(store=demo_store), context_window=llm_server.n_ctx,
+                count_tokens=get_embedder().count_tokens)
