@@ -84,7 +84,7 @@ def cmd_graphs(a) -> int:
     names = [a.name] if getattr(a, "name", None) else graphs.names()
     for name in names:
         spec = graphs.get(name)
-        print(f"{name}{' (retrieves)' if spec.needs_retriever else ''}: {spec.doc.splitlines()[0] if spec.doc else ''}")
+        print(f"{name}{' (retrieves)' if spec.needs_retriever is True else ''}: {spec.doc.splitlines()[0] if spec.doc else ''}")
         docs = param_docs(spec.params)
         for f in dataclasses.fields(spec.params):
             print(f"    {f.name} = {f.default!r}   {docs.get(f.name, '')}")

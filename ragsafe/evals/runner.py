@@ -218,7 +218,7 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
     questions = bench.select(split=cfg.split, limit=cfg.limit, skip=set(skipped))
     if not questions:
         raise ConfigError(f"no questions selected from {cfg.benchmark!r} (split={cfg.split}, limit={cfg.limit})")
-    needs_retriever = any(v.spec.needs_retriever for v in variants)
+    needs_retriever = any(v.spec.retrieves(v.params) for v in variants)
     corpus_hash = None
     docs = None
     if needs_retriever:

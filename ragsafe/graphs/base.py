@@ -53,12 +53,17 @@ class GraphSpec:
     name: str
     build: Callable[..., Any]
     params: type
-    needs_retriever: bool = False
+    needs_retriever: bool | Callable[[Any], bool] = False
     paper_condition: str | None = None
     doc: str = ""
 
     def make_params(self, overrides: dict[str, Any] | None = None):
         return parse_params(self.params, overrides or {}, where=self.name)
+
+    def retrieves(self, params: Any) -> bool:
+        """Whether this graph, with these params, needs a retriever (a wrapper asks its inner graph)."""
+        nr = self.needs_retriever
+        return bool(nr(params) if callable(nr) else nr)
 
 
 graphs: Registry[GraphSpec] = Registry("graph")
@@ -69,7 +74,7 @@ class NoParams:
     pass
 
 
-def graph(name: str, *, params: type = NoParams, needs_retriever: bool = False,
+def graph(name: str, *, params: type = NoParams, needs_retriever: bool | Callable[[Any], bool] = False,
           paper_condition: str | None = None):
     """Register a graph factory under ``name``.
 
