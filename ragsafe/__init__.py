@@ -1,0 +1,28 @@
+"""ragsafe: agentic-RAG experiments for clinical safety research.
+
+Retrieval strategies are LangGraph state machines over a Chroma store; models sit behind any
+OpenAI-compatible endpoint; every run is scored with the SaFE-Scale metrics against the
+closed-book floor and the clean-evidence ceiling, with paired statistics.
+
+Example:
+    >>> from ragsafe import RunConfig, run          # doctest: +SKIP
+    >>> run(RunConfig(graphs=["closed_book", "standard_rag[k=3]"], limit=10))  # doctest: +SKIP
+"""
+
+from .config import ConfigError, EndpointConfig
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "graph", "Deps", "State", "__version__"]
+
+
+def __getattr__(name):  # heavy imports (torch, chromadb) only when used
+    if name in ("RunConfig", "run"):
+        from .evals import runner
+
+        return getattr(runner, name)
+    if name in ("graph", "Deps", "State"):
+        from . import graphs
+
+        return getattr(graphs, name)
+    raise AttributeError(name)

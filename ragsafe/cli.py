@@ -112,13 +112,20 @@ def cmd_validate(a) -> int:
 def cmd_run(a) -> int:
     from .evals.report import text_table
     from .evals.runner import RunConfig, run
+    from .llm import EndpointUnreachable
 
+    if a.no_cache and a.refresh_cache:
+        raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
     cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus, split=a.split,
                     limit=a.limit, endpoint=_endpoint(a), out=a.out, chroma_path=a.chroma_path,
                     chroma_url=a.chroma_url, chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap,
                     concurrency=a.concurrency, skip_invalid=a.skip_invalid, allow_errors=a.allow_errors,
-                    retry_errors=a.retry_errors, graph_modules=a.graph_module or [])
-    run_dir = run(cfg)
+                    retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
+                    cache="off" if a.no_cache else "refresh" if a.refresh_cache else "use")
+    try:
+        run_dir = run(cfg)
+    except EndpointUnreachable as e:
+        raise ConfigError(str(e)) from None
     from .evals.store import RunStore
 
     print(text_table(RunStore(run_dir).read_summary()))
@@ -175,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--allow-errors", action="store_true")
-    p.add_argument("--retry-errors", action="store_true")
+    p.add_argument("--retry-errors", action="store_true", help="run again the samples that ended in an error")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the LLM response cache")
+    p.add_argument("--refresh-cache", action="store_true", help="ask the server for everything; overwrite the cache")
     chroma_args(p)
     _endpoint_args(p)
     p.set_defaults(fn=cmd_run)

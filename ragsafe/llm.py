@@ -2,27 +2,50 @@
 
 Works against any OpenAI-compatible server (vLLM, llama.cpp, Ollama). Retries (tenacity,
 exponential backoff with jitter, honouring ``Retry-After``) happen on connection errors, timeouts,
-429 and 5xx, never on other 4xx. Every call returns a :class:`Completion` that records what was
-sent and what came back, so a sample record can be re-scored or audited later. The API key is
-held only by the client object; it never enters a record, cache key or log line.
+429, 5xx and garbled bodies (bad JSON, no choices), never on other 4xx. A request that still fails
+after its retries raises :class:`RequestFailed` naming the URL, the fault and the attempts.
+
+One endpoint may be served by several replica base URLs: a :class:`Gate` bounds the requests in
+flight per URL and sends each attempt to the least-busy one (a retry avoids the URL that just
+failed). A slot is held only while a request is on the wire, never during a backoff wait.
+
+Requests go out through aiohttp when it is installed (the OpenAI SDK's client costs several
+milliseconds of CPU per request, which caps throughput at high concurrency) or through the SDK
+(``RAGSAFE_HTTP=openai``); either way errors are the SDK's exception types.
+
+Every call returns a :class:`Completion` that records what was sent and what came back, so a
+sample record can be re-scored or audited later. The API key is held only by the client object;
+it never enters a record, cache key or log line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import itertools
 import hashlib
 import json
 import math
+import random
 import time
 from typing import Any, Protocol
 
 import httpx
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 
-class EndpointUnreachable(RuntimeError):
+class RequestFailed(RuntimeError):
+    """A request that still failed after its retries; the message names the URL, fault and attempts."""
+
+    def __init__(self, message: str, *, url: str = "", attempts: int = 0) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
+
+
+class EndpointUnreachable(RequestFailed):
     """The endpoint did not answer at all; the message names the URL and how to start a server."""
 
 
@@ -45,7 +68,14 @@ class Completion:
     request: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # a shallow copy: dataclasses.asdict deep-copies the messages, which costs more per call
+        # than the rest of a request at high concurrency
+        out = {f.name: getattr(self, f.name) for f in _COMPLETION_FIELDS}
+        out["request"] = dict(self.request)
+        return out
+
+
+_COMPLETION_FIELDS = dataclasses.fields(Completion)
 
 
 class ResponseCache(Protocol):
@@ -54,7 +84,7 @@ class ResponseCache(Protocol):
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)):
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
@@ -80,13 +110,86 @@ class _Wait:
     """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self.backoff = wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self.initial = initial
+        self.maximum = maximum
 
     def __call__(self, state: RetryCallState) -> float:
-        base = self.backoff(state)
+        n = max(state.attempt_number, 1)
+        base = min(self.initial * 2 ** (n - 1) + random.uniform(0, self.initial), self.maximum)
         exc = state.outcome.exception() if state.outcome else None
         ra = _retry_after(exc)
         return max(base, ra) if ra is not None else base
+
+
+class Gate:
+    """Request slots of one endpoint, spread over its replica base URLs.
+
+    Each URL takes at most ``per_url`` requests at once (None: no bound). :meth:`acquire` waits
+    for a free slot and returns the least-busy URL, preferring one other than ``avoid`` (the URL a
+    retry just failed on). Share one gate between the clients of one endpoint (one per seed) so
+    the bound holds for the endpoint as a whole.
+
+    Args:
+        urls: the endpoint's base URLs (the first is the primary).
+        per_url: requests in flight per URL.
+    """
+
+    def __init__(self, urls: list[str], per_url: int | None = None) -> None:
+        if not urls:
+            raise ValueError("a gate needs at least one base URL")
+        if per_url is not None and per_url < 1:
+            raise ValueError(f"per_url={per_url}: must be >= 1")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.per_url = per_url
+        self.busy = {u: 0 for u in self.urls}
+        self.sent = {u: 0 for u in self.urls}
+        """Requests sent per URL (every attempt), for the run record."""
+        self.peak = 0
+        self._turn = itertools.count()
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    def _pick(self, avoid: str | None) -> str | None:
+        free = [u for u in self.urls if self.per_url is None or self.busy[u] < self.per_url]
+        if not free:
+            return None
+        if avoid is not None and len(free) > 1:
+            free = [u for u in free if u != avoid] or free
+        least = min(self.busy[u] for u in free)
+        ties = [u for u in free if self.busy[u] == least]
+        return ties[next(self._turn) % len(ties)]
+
+    async def acquire(self, avoid: str | None = None) -> str:
+        while True:
+            url = self._pick(avoid)
+            if url is not None:
+                self.busy[url] += 1
+                self.sent[url] += 1
+                self.peak = max(self.peak, sum(self.busy.values()))
+                return url
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake()  # it was woken for a slot it will not take: pass the turn on
+                else:
+                    self._waiters.remove(fut)
+                raise
+
+    def release(self, url: str) -> None:
+        self.busy[url] -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def in_flight(self) -> int:
+        return sum(self.busy.values())
 
 
 class LLM:
@@ -101,6 +204,14 @@ class LLM:
         seed: default sampling seed sent with each request.
         cache: optional response cache (content-addressed on model, messages, params, seed).
         backoff_initial: first backoff wait, seconds.
+        backoff_max: longest backoff wait, seconds (a server's Retry-After may ask for longer, up to 60 s).
+        replicas: further base URLs serving the same model; requests are spread over all of them.
+        gate: request slots shared with other clients of this endpoint (default: one of its own,
+            bounded by ``max_in_flight`` per URL).
+        max_in_flight: requests on the wire at once per URL when this client makes its own gate.
+        cache_read: False answers every request from the server and overwrites the cache (refresh).
+        http: "aiohttp" (default when installed: far less CPU per request, which decides throughput at
+            high concurrency) or "openai" (the SDK's own client). Both raise the SDK's exception types.
 
     Example:
         >>> llm = LLM("http://127.0.0.1:8080/v1", "smollm2-135m")  # doctest: +SKIP
@@ -109,42 +220,71 @@ class LLM:
 
     def __init__(self, base_url: str, model: str, *, api_key: str = "not-needed", timeout: float = 120.0,
                  max_retries: int = 4, seed: int | None = 0, cache: ResponseCache | None = None,
-                 backoff_initial: float = 0.5, backoff_max: float = 20.0) -> None:
+                 backoff_initial: float = 0.5, backoff_max: float = 20.0, replicas: list[str] | None = None,
+                 gate: Gate | None = None, max_in_flight: int | None = None, cache_read: bool = True,
+                 http: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
         self.max_retries = max_retries
         self.seed = seed
         self.cache = cache
+        self.cache_read = cache_read
         self.logprobs_supported: bool | None = None
         self._wait = _Wait(backoff_initial, backoff_max)
-        self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        urls = [self.base_url] + [u.rstrip("/") for u in replicas or [] if u.rstrip("/") != self.base_url]
+        self.gate = gate or Gate(urls, max_in_flight)
+        for u in self.gate.urls:
+            if u not in urls:
+                urls.append(u)
+        self._api_key = api_key
+        self.http = http or default_http()
+        if self.http not in ("aiohttp", "openai"):
+            raise ValueError(f"http={self.http!r}: choose 'aiohttp' or 'openai'")
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
         self.calls = 0
+        """Completions answered by the server (one per request, whatever its attempts)."""
         self.cache_hits = 0
+        self.failed_attempts = 0
+        """Attempts that met a transient fault (each was retried or ended in RequestFailed)."""
 
     def describe(self) -> dict[str, Any]:
         """Public facts of this endpoint for a run record (no key)."""
         return {"base_url": self.base_url, "model": self.model, "timeout": self.timeout,
                 "max_retries": self.max_retries, "seed": self.seed,
-                "logprobs_supported": self.logprobs_supported}
+                "logprobs_supported": self.logprobs_supported,
+                "replicas": [u for u in self.gate.urls if u != self.base_url],
+                "max_in_flight_per_url": self.gate.per_url}
 
     async def check(self, timeout: float = 5.0) -> list[str]:
-        """Fail within seconds, naming the URL, if the endpoint does not answer; return its model ids."""
-        url = f"{self.base_url}/models"
+        """Fail within seconds, naming the URL, if the endpoint does not answer; return its model ids.
+
+        Every replica URL is checked; the model ids are those of the primary.
+        """
+        ids: list[str] | None = None
+        for base in self.gate.urls:
+            got = await self._check_one(base, timeout)
+            ids = got if ids is None else ids
+        return ids or []
+
+    async def _check_one(self, base: str, timeout: float) -> list[str]:
+        url = f"{base}/models"
         try:
             async with httpx.AsyncClient(timeout=timeout) as http:
-                r = await http.get(url, headers={"Authorization": f"Bearer {self._client.api_key}"})
+                r = await http.get(url, headers={"Authorization": f"Bearer {self._api_key}"})
         except (httpx.HTTPError, OSError) as e:
             raise EndpointUnreachable(
                 f"no OpenAI-compatible server answers at {url} ({type(e).__name__}: {e}). Start one with "
                 f"`ragsafe serve --model smollm2-135m`, `vllm serve MODEL`, or `ollama serve`, "
-                f"or run with the default endpoint 'local' to let ragsafe start it") from None
+                f"or run with the default endpoint 'local' to let ragsafe start it", url=url) from None
         if r.status_code >= 400:
-            raise EndpointUnreachable(f"{url} answered HTTP {r.status_code}: {r.text[:200]}")
+            raise EndpointUnreachable(f"{url} answered HTTP {r.status_code}: {r.text[:200]}", url=url)
         try:
             return [m["id"] for m in r.json().get("data", [])]
-        except (ValueError, KeyError, TypeError):
-            raise EndpointUnreachable(f"{url} did not return an OpenAI model list: {r.text[:200]}") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EndpointUnreachable(f"{url} did not return an OpenAI model list: {r.text[:200]}", url=url) from None
 
     async def chat(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 10,
                    top_logprobs: int | None = None, seed: int | None = None, response_format: dict | None = None,
@@ -153,6 +293,7 @@ class LLM:
 
         ``top_logprobs`` asks for the alternatives of each output token; when the server refuses
         logprobs the call is repeated without them and ``logprobs_supported`` becomes False.
+        Identical requests in flight at once are sent once (the others wait for that answer).
         """
         params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         seed = self.seed if seed is None else seed
@@ -167,15 +308,31 @@ class LLM:
             params["logprobs"] = True
             params["top_logprobs"] = top_logprobs
         request = {"model": self.model, "messages": messages, **params}
-        key = cache_key(request)
-        if self.cache is not None and use_cache:
+        caching = self.cache is not None and use_cache
+        key = cache_key(request) if self.cache is not None else ""
+        if caching and self.cache_read:
             hit = self.cache.get(key)
             if hit is not None:
                 self.cache_hits += 1
                 return Completion(**{**hit, "cached": True, "latency_s": 0.0})
+        if caching and key in self._pending:
+            # the same request is on the wire already (another variant sharing this step): wait for
+            # its answer; should it fail, this caller tries on its own below
+            try:
+                rec = await asyncio.shield(self._pending[key])
+            except Exception:  # noqa: BLE001
+                rec = None
+            if rec is not None:
+                self.cache_hits += 1
+                return Completion(**{**rec, "cached": True, "latency_s": 0.0})
+        waiter: asyncio.Future | None = None
+        if caching and key not in self._pending:
+            waiter = asyncio.get_running_loop().create_future()
+            self._pending[key] = waiter
         try:
             comp = await self._call(request)
         except openai.BadRequestError as e:
+            self._settle(key, waiter, error=e)
             if want_lp and "logprob" in str(e).lower():
                 self.logprobs_supported = False
                 return await self.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
@@ -184,51 +341,177 @@ class LLM:
                 return await self.chat(messages, temperature=temperature, max_tokens=max_tokens,
                                        top_logprobs=top_logprobs, seed=seed, stop=stop, use_cache=use_cache)
             raise
+        except BaseException as e:
+            self._settle(key, waiter, error=e)
+            raise
         if want_lp:
             self.logprobs_supported = comp.top_logprobs is not None or self.logprobs_supported
         if self.cache is not None:
-            self.cache.put(key, {k: v for k, v in comp.to_record().items() if k not in ("cached",)})
+            rec = {k: v for k, v in comp.to_record().items() if k != "cached"}
+            self.cache.put(key, rec)
+            self._settle(key, waiter, value=rec)
         return comp
+
+    def _settle(self, key: str, waiter: asyncio.Future | None, *, value: dict | None = None,
+                error: BaseException | None = None) -> None:
+        if waiter is None:
+            return
+        self._pending.pop(key, None)
+        if waiter.done():
+            return
+        if error is not None:
+            waiter.set_exception(error if isinstance(error, Exception) else RuntimeError("request cancelled"))
+            waiter.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        else:
+            waiter.set_result(value)
 
     async def _call(self, request: dict[str, Any]) -> Completion:
         attempts = 0
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
-                                           retry=retry_if_exception(_retryable), reraise=True):
-            with attempt:
-                attempts += 1
-                t0 = time.perf_counter()
-                resp = await self._client.chat.completions.create(**request)
-                latency = time.perf_counter() - t0
-                if not getattr(resp, "choices", None):
-                    raise EmptyResponse(f"{self.base_url} returned no choices")
+        last_url: str | None = None
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
+                                               retry=retry_if_exception(_retryable), reraise=True):
+                with attempt:
+                    attempts += 1
+                    url = await self.gate.acquire(avoid=last_url)
+                    last_url = url
+                    try:
+                        t0 = time.perf_counter()
+                        resp = await self._send(url, request)
+                        latency = time.perf_counter() - t0
+                        if not _get(resp, "choices"):
+                            raise EmptyResponse(f"{url} returned no choices")
+                    except BaseException as e:
+                        if _retryable(e):
+                            self.failed_attempts += 1
+                        raise
+                    finally:
+                        self.gate.release(url)
+        except Exception as e:
+            if not _retryable(e):
+                raise
+            what = f"{type(e).__name__}: {str(e)[:200]}"
+            msg = (f"{last_url}/chat/completions failed after {attempts} attempt(s) (max_retries="
+                   f"{self.max_retries}); last fault {what}")
+            kind = EndpointUnreachable if isinstance(e, (openai.APIConnectionError, httpx.TransportError)) \
+                else RequestFailed
+            raise kind(msg, url=last_url or self.base_url, attempts=attempts) from e
         self.calls += 1
-        choice = resp.choices[0]
-        usage = getattr(resp, "usage", None)
+        choice = _get(resp, "choices")[0]
+        message = _get(choice, "message")
+        usage = _get(resp, "usage")
         return Completion(
-            text=(choice.message.content or "") if choice.message else "",
-            model=getattr(resp, "model", None) or self.model,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
+            text=(_get(message, "content") or "") if message else "",
+            model=_get(resp, "model") or self.model,
+            prompt_tokens=_get(usage, "prompt_tokens"),
+            completion_tokens=_get(usage, "completion_tokens"),
             latency_s=latency,
             attempts=attempts,
-            finish_reason=choice.finish_reason,
+            finish_reason=_get(choice, "finish_reason"),
             top_logprobs=_first_token_alternatives(choice),
             request=request,
         )
 
+    async def _send(self, url: str, request: dict[str, Any]) -> Any:
+        """One attempt: the parsed reply (a dict, or the SDK's object), or the SDK's exception types."""
+        if self.http == "openai":
+            if url not in self._clients:
+                self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=self._api_key, timeout=self.timeout,
+                                                        max_retries=0)
+            return await self._clients[url].chat.completions.create(**request)
+        import aiohttp
+
+        endpoint = f"{url}/chat/completions"
+        try:
+            async with self._session(url).post(endpoint, data=json.dumps(request).encode()) as r:
+                raw = await r.read()
+                status, headers = r.status, dict(r.headers)
+        except asyncio.TimeoutError:
+            raise openai.APITimeoutError(request=httpx.Request("POST", endpoint)) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise openai.APIConnectionError(message=f"Connection error: {type(e).__name__}: {e}",
+                                            request=httpx.Request("POST", endpoint)) from None
+        if status >= 400:
+            raise _status_error(status, headers, raw, endpoint)
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise EmptyResponse(f"{url} returned {type(data).__name__}, not a completion object")
+        return data
+
+    def _session(self, url: str):
+        """One aiohttp session per URL and event loop (a session cannot outlive its loop)."""
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        held = self._sessions.get(url)
+        if held is None or held[0] is not loop or held[1].closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # the gate bounds requests in flight
+                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True,
+                headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
+            self._sessions[url] = held = (loop, session)
+        return held[1]
+
     async def aclose(self) -> None:
-        await self._client.close()
+        for c in self._clients.values():
+            await c.close()
+        self._clients.clear()
+        loop = asyncio.get_running_loop()
+        for url, (owner, session) in list(self._sessions.items()):
+            if owner is loop:
+                await session.close()
+        self._sessions.clear()
+
+
+_STATUS_ERRORS = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+                  404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
+                  429: openai.RateLimitError}
+
+
+def _status_error(status: int, headers: dict, raw: bytes, url: str) -> openai.APIStatusError:
+    """The exception the OpenAI SDK raises for this status, so callers see one set of types."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    message = (err.get("message") if isinstance(err, dict) else err) or raw[:300].decode("utf-8", "replace")
+    cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
+    resp = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
+    return cls(f"Error code: {status} - {message}", response=resp, body=err if isinstance(err, dict) else body)
+
+
+def default_http() -> str:
+    """aiohttp (several times less CPU per request than the SDK's httpx stack) when it is installed;
+    ``RAGSAFE_HTTP=openai`` sends requests through the OpenAI SDK instead."""
+    from . import config
+
+    choice = (config.env("RAGSAFE_HTTP") or "").strip().lower()
+    if choice:
+        return choice
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return "openai"
+    return "aiohttp"
+
+
+def _get(obj: Any, name: str) -> Any:
+    """A field of a reply parsed as JSON (dict) or by the SDK (object)."""
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 def _first_token_alternatives(choice: Any) -> dict[str, float] | None:
-    lp = getattr(choice, "logprobs", None)
-    content = getattr(lp, "content", None) if lp is not None else None
+    content = _get(_get(choice, "logprobs"), "content")
     if not content:
         return None
     for tok in content:
-        if (tok.token or "").strip():
-            alts = {a.token: a.logprob for a in (tok.top_logprobs or [])}
-            alts.setdefault(tok.token, tok.logprob)
+        token = _get(tok, "token") or ""
+        if token.strip():
+            alts = {_get(a, "token"): _get(a, "logprob") for a in (_get(tok, "top_logprobs") or [])}
+            alts.setdefault(token, _get(tok, "logprob"))
             return alts
     return None
 

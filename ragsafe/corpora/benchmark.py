@@ -90,6 +90,25 @@ class Benchmark:
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
 
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    def summary(self) -> str:
+        """One line: records read, questions loaded, records refused, warnings, labels.
+
+        Example:
+            >>> load_benchmark("demo").summary()   # doctest: +SKIP
+            'demo: 72 records in 12 file(s), 72 loaded, 0 refused, 0 error(s), 0 warning(s); labels: yes'
+        """
+        # every record is either loaded or refused with at least one error naming it
+        refused = self.n_records - len(self.questions)
+        ids = sorted({p.record for p in self.errors if p.record})
+        shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
+        return (f"{self.name}: {self.n_records} records in {len(self.files)} file(s), {len(self.questions)} loaded, "
+                f"{refused} refused, {len(self.errors)} error(s){f' [{shown}]' if ids else ''}, "
+                f"{len(self.warnings)} warning(s); labels: {'yes' if self.has_labels() else 'no'}")
+
     def content_hash(self) -> str:
         blob = json.dumps([dataclasses.asdict(q) | {"origin": None} for q in self.questions], sort_keys=True,
                           default=str)
@@ -214,19 +233,72 @@ def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[int, dict]]:
     return out
 
 
-def finish(name: str, questions: list[Question], files: list[str], problems: list[Problem], n_records: int) -> Benchmark:
-    """Cross-record checks (duplicate ids) and the Benchmark."""
+def finish(name: str, questions: list[Question], files: list[str], problems: list[Problem], n_records: int,
+           rename: Callable[[str], str] | None = None) -> Benchmark:
+    """Cross-record checks (duplicate ids, coverage) and the Benchmark.
+
+    ``rename`` maps ragsafe field names to the source file's names in the cross-record problems.
+    """
     seen: dict[str, str] = {}
     kept = []
     for q in questions:
         if q.id in seen:
             file, _, line = (q.origin or "").rpartition(":")
-            problems.append(Problem(file or q.origin or "?", int(line) if line.isdigit() else None, q.id, "id",
+            problems.append(Problem(file or q.origin or "?", int(line) if line.isdigit() else None, q.id,
+                                    rename("id") if rename else "id",
                                     f"duplicate id (first at {seen[q.id]}); make ids unique"))
             continue
         seen[q.id] = q.origin or "?"
         kept.append(q)
+    problems.extend(dataclasses.replace(p, field=rename(p.field)) if rename and p.field else p
+                    for p in coverage_problems(kept))
     return Benchmark(name=name, questions=kept, files=files, problems=problems, n_records=n_records)
+
+
+def _where(q: Question) -> tuple[str, int | None]:
+    file, _, line = (q.origin or "?").rpartition(":")
+    return (file, int(line)) if file and line.isdigit() else (q.origin or "?", None)
+
+
+def coverage_problems(questions: list[Question]) -> list[Problem]:
+    """Warnings across records: fields most questions have but some lack, and label conventions.
+
+    A field that no question has is not flagged here (a benchmark without agentic reports is
+    normal; the runner refuses a graph that needs one). A field that only some questions lack is
+    usually a data slip, and label metrics report n/a for the whole benchmark when any question
+    has no labels, so each gap is named.
+    """
+    out: list[Problem] = []
+    needs = {"evidence_clean": "the clean_evidence graph", "evidence_conflict": "the conflict_evidence graph",
+             "agentic_report": "the precomputed_report graph", "labels": "label metrics (they report n/a)"}
+    for fld, user in needs.items():
+        have = [q for q in questions if getattr(q, fld) is not None]
+        if not have or len(have) == len(questions):
+            continue
+        for q in questions:
+            if getattr(q, fld) is None:
+                file, line = _where(q)
+                out.append(Problem(file, line, q.id, fld, f"missing while {len(have)} of {len(questions)} questions "
+                                   f"have it; {user} cannot use this question", "warning"))
+    for q in questions:
+        file, line = _where(q)
+        if q.conflict_target is not None and q.conflict_target == q.answer:
+            out.append(Problem(file, line, q.id, "conflict_target", "equals the answer; conflict evidence must "
+                               "point to a wrong option", "warning"))
+        if q.negated and q.labels is not None:
+            # Labels describe what each option says. In a "which is NOT true" stem the correct
+            # option is the false statement (so it contradicts the evidence) and the distractors
+            # are true statements that normally carry no flag.
+            if not q.labels[q.answer].contradicts:
+                out.append(Problem(file, line, q.id, f"labels.{q.answer}.contradicts", "negated stem: the correct "
+                                   "option is the false statement, so it normally has contradicts=1 (labels "
+                                   "describe what the option says)", "warning"))
+            flagged = [L for L, lab in q.labels.items() if L != q.answer and any(dataclasses.astuple(lab))]
+            if flagged:
+                out.append(Problem(file, line, q.id, "labels", f"negated stem: distractors {flagged} carry flags; "
+                                   "true-statement distractors normally carry none (labels describe what the "
+                                   "option says, not the risk of picking it)", "warning"))
+    return out
 
 
 def load_ragsafe_jsonl(paths: list[Path] | Path, name: str | None = None) -> Benchmark:
@@ -236,7 +308,10 @@ def load_ragsafe_jsonl(paths: list[Path] | Path, name: str | None = None) -> Ben
     questions: list[Question] = []
     n = 0
     for p in paths:
-        for lineno, rec in read_jsonl(p, problems):
+        before = len(problems)
+        records = read_jsonl(p, problems)
+        n += len(problems) - before  # unparseable lines are records too: refused, and named in problems
+        for lineno, rec in records:
             n += 1
             q = question_from_record(rec, str(p), lineno, problems)
             if q is not None:
@@ -252,10 +327,15 @@ def demo_benchmark() -> Benchmark:
 
 
 def load_benchmark(spec: str) -> Benchmark:
-    """A registered benchmark name or a path to a ragsafe-schema .jsonl file."""
-    p = Path(spec)
-    if p.suffix in (".jsonl", ".json") and p.exists():
-        from .loaders import load_any
+    """A registered benchmark name, or a file spec for :func:`ragsafe.corpora.loaders.load_any`.
 
-        return load_any(p)
-    return benchmarks.get(spec)()
+    File specs: a path (format detected), ``FORMAT:PATH`` (e.g. ``mcq:mirage.json``),
+    ``radsafe:UNIFIED.jsonl+LABELS.json``, or a YAML manifest (see ``ragsafe/corpora/README.md``).
+    """
+    if str(spec) in benchmarks:
+        return benchmarks.get(str(spec))()
+    from .loaders import is_file_spec, load_any
+
+    if is_file_spec(str(spec)):
+        return load_any(str(spec))
+    return benchmarks.get(str(spec))()

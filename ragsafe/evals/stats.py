@@ -1,4 +1,4 @@
-"""Statistics: paired percentile bootstrap, exact McNemar, Benjamini–Hochberg.
+"""Statistics: paired percentile bootstrap, exact McNemar, Benjamini–Hochberg, Wilson, gap closed.
 
 Bootstrap (SAFE_SCALE.md): questions ordered by id as text; one index matrix
 ``default_rng(seed).integers(0, n, size=(B, n))`` drawn once and reused for every graph and model
@@ -89,3 +89,29 @@ def wilson_ci(successes: int, n: int, z: float = 1.959963984540054) -> tuple[flo
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (centre - half, centre + half)
+
+
+def gap_closed(graph: Sequence[float], floor: Sequence[float], ceiling: Sequence[float], idx: np.ndarray) -> dict:
+    """(graph − floor) / (ceiling − floor) of per-question means, with a CI on the shared resamples.
+
+    The ratio is bootstrapped directly: for every resample the three means come from the same
+    questions. Undefined when the observed denominator is 0 (the ceiling does not beat the floor);
+    resamples with a zero denominator are left out of the CI and counted in ``n_undefined``.
+    """
+    g, f, c = (np.asarray(x, float) for x in (graph, floor, ceiling))
+    den = c.mean() - f.mean() if g.size else 0.0
+    if g.size == 0 or den == 0:
+        return {"defined": False, "reason": "undefined: clean_evidence equals closed_book on this metric "
+                                            "(the denominator is 0)", "n": int(g.size)}
+    obs = (g.mean() - f.mean()) / den
+    gm, fm, cm = g[idx].mean(axis=1), f[idx].mean(axis=1), c[idx].mean(axis=1)
+    d = cm - fm
+    ok = d != 0
+    reps = (gm[ok] - fm[ok]) / d[ok]
+    out = {"defined": True, "mean": float(obs), "n": int(g.size), "n_undefined": int((~ok).sum())}
+    if reps.size:
+        lo, hi = np.percentile(reps, [2.5, 97.5])
+        out.update(sd=float(reps.std(ddof=1)) if reps.size > 1 else 0.0, lo=float(lo), hi=float(hi))
+    else:
+        out.update(sd=float("nan"), lo=float("nan"), hi=float("nan"))
+    return out

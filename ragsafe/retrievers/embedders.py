@@ -34,7 +34,13 @@ class SentenceTransformerEmbedder:
     def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        # chunks longer than the model's 256 word pieces are truncated when embedded (their full
+        # text still goes to the LLM); the warning about it would repeat for every long chunk
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
 
         self.path = Path(model_path) if model_path else default_model_path()
         self.name = DEFAULT_EMBEDDER if model_path is None else self.path.name
@@ -42,7 +48,8 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         self.tokenizer = self.model.tokenizer
         self.max_seq_length = self.model.max_seq_length
-        self.dim = self.model.get_sentence_embedding_dimension()
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = dim()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:

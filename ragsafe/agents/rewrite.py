@@ -1,0 +1,100 @@
+"""The query-rewriter role: one new search query, as JSON, for the whole question or for one option.
+
+Used by ``query_rewrite`` (new angles on the question, or one query per option) and by
+``corrective_rag`` (a better query after the retrieved passages were judged irrelevant). An
+unparseable reply falls back to a fixed query (recorded as a fallback in the trace): the option
+text for an option query, else the question followed by its options.
+"""
+
+from __future__ import annotations
+
+from ..llm import LLM
+from .answer import prompt_hash
+from .structured import Structured, ask_structured
+
+SYSTEM_PROMPT = ("You write search queries for a radiology reference library. A good query is short "
+                 "(5 to 15 words) and names the findings, diagnoses, signs or procedures to look up. "
+                 'Reply with a JSON object only: {"query": "<search query>"}.')
+"""System instruction of every rewrite call."""
+
+USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\n{history}{task}"
+"""``{history}`` is empty or the queries tried so far (and what they found); ``{task}`` is one of the tasks below."""
+
+HISTORY_TEMPLATE = "Queries already searched:\n{queries}\n\n{found}"
+FOUND_TEMPLATE = "Passages found so far are about: {titles}.\n\n"
+FEEDBACK_TEMPLATE = "The passages these queries found were judged not relevant: {titles}.\n\n"
+
+TASK_QUESTION = "Write one new search query that finds the evidence needed to choose the correct option."
+TASK_OPTION = "Write one search query that finds evidence for or against option {letter}: {option}"
+
+PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE, HISTORY_TEMPLATE, FOUND_TEMPLATE, FEEDBACK_TEMPLATE,
+                          TASK_QUESTION, TASK_OPTION)
+MAX_QUERY_CHARS = 300
+
+
+def _options(options: dict[str, str]) -> str:
+    return "\n".join(f"{k}. {v}" for k, v in options.items())
+
+
+def fallback_query(question: str, options: dict[str, str], letter: str | None = None) -> str:
+    """The query used when a rewrite reply cannot be parsed."""
+    if letter is not None:
+        return options[letter]
+    return question.strip() + "\n" + _options(options)
+
+
+def _query(obj: dict) -> str:
+    value = obj.get("query")
+    if value is None:  # a small model may name the field differently; take its only string
+        strings = [v for v in obj.values() if isinstance(v, str)]
+        value = strings[0] if len(strings) == 1 else None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError('no non-empty "query" string')
+    return " ".join(value.split())[:MAX_QUERY_CHARS]
+
+
+def build_user(question: str, options: dict[str, str], *, letter: str | None = None,
+               previous: list[str] = (), found_titles: list[str] = (), judged_irrelevant: bool = False) -> str:
+    """The user message (see :data:`USER_TEMPLATE`)."""
+    history = ""
+    if previous:
+        titles = ", ".join(dict.fromkeys(t for t in found_titles if t))
+        found = ((FEEDBACK_TEMPLATE if judged_irrelevant else FOUND_TEMPLATE).format(titles=titles)
+                 if titles else "")
+        history = HISTORY_TEMPLATE.format(queries="\n".join(f"- {q}" for q in previous), found=found)
+    task = TASK_OPTION.format(letter=letter, option=options[letter]) if letter is not None else TASK_QUESTION
+    return USER_TEMPLATE.format(question=question.strip(), options=_options(options), history=history, task=task)
+
+
+async def rewrite(llm: LLM, question: str, options: dict[str, str], *, letter: str | None = None,
+                  previous: list[str] = (), found_titles: list[str] = (), judged_irrelevant: bool = False,
+                  max_tokens: int = 64, temperature: float = 0.0, seed: int | None = None) -> Structured:
+    """Ask for one search query.
+
+    Args:
+        llm: the chat client.
+        question: the question stem.
+        options: letter -> option text.
+        letter: write a query about this option only (None: about the whole question).
+        previous: queries already searched (the model is asked for a new one).
+        found_titles: titles of the passages those queries found.
+        judged_irrelevant: say that those passages were judged not relevant (corrective RAG).
+        max_tokens: completion budget of the JSON reply.
+        temperature: sampling temperature.
+        seed: sampling seed.
+
+    Returns:
+        :class:`Structured` whose ``value`` is the query string (the fallback query when unparseable).
+
+    Example:
+        >>> s = asyncio.run(rewrite(llm, q.question, q.options, letter="B"))  # doctest: +SKIP
+        >>> s.value, s.fallback  # doctest: +SKIP
+        ('giant bulla versus pneumothorax CT', False)
+    """
+    user = build_user(question, options, letter=letter, previous=list(previous), found_titles=list(found_titles),
+                      judged_irrelevant=judged_irrelevant)
+    s = await ask_structured(llm, SYSTEM_PROMPT, user, validate=_query,
+                             fallback=fallback_query(question, options, letter),
+                             max_tokens=max_tokens, temperature=temperature, seed=seed)
+    s.prompt_hash = PROMPT_HASH
+    return s

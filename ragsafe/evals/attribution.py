@@ -1,0 +1,239 @@
+"""Step attribution: why a graph got a question wrong, read from the stored record and its trace.
+
+Every wrong answer gets exactly one category, checked in this order:
+
+1. ``error``              the sample ended in an error (scored as null with ``--allow-errors``).
+2. ``parse_failure``      the letter is null (abstention or unparseable output).
+3. ``conflict_captured``  conflict-like evidence entered the context: the conflict-evidence condition
+                          (graph ``conflict_evidence`` or a context node whose source is
+                          ``evidence_conflict``), or a context text that *supports the conflict target*
+                          (rule below): a chunk of the final context, or the pre-computed report.
+4. ``retrieval_miss``     the graph retrieved, and no ``gold_doc_id`` of the question is among the
+                          final context's doc_ids (``retrieved`` in the record).
+5. ``unattributed``       the graph retrieved but the question has no ``gold_doc_ids``.
+6. ``no_evidence``        no context at all (closed book): a knowledge miss.
+7. ``reasoning_miss``     the evidence was there (gold retrieved, clean evidence, or a report), still wrong.
+
+Rule "a text supports the conflict target" (deterministic, lexical): take the content terms of each
+option (lower-case words of 4+ letters, a trailing plural "s" dropped, stop words removed). The
+target's *distinctive* terms are its terms minus the correct option's and the question stem's; the
+correct option's distinctive terms likewise. A text supports the target when it contains at least
+half of the target's distinctive terms and a larger share of them than of the correct option's.
+Chunk texts come from the record (``retrieved[i].text`` when the runner stores it) or from a
+resolver that rebuilds the run's chunks from its corpus (:func:`corpus_chunk_texts`); when neither
+is available the retrieved-text test is skipped and counted in ``text_unavailable``.
+
+Looped graphs (a record with 2+ retrieval rounds in its trace): the round that introduced the
+evidence the final answer relied on is the first retrieval round whose hits contain one of these
+final-context chunks: the conflict-supporting chunks for a conflict-captured answer, else the
+gold-document chunks. No such chunk, or a chunk no round returned → no round.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from typing import Any, Callable
+
+from ..corpora.benchmark import Question
+from .metrics import letter_of
+
+CATEGORIES = ["error", "parse_failure", "conflict_captured", "retrieval_miss", "unattributed", "no_evidence",
+              "reasoning_miss"]
+CATEGORY_LABEL = {"error": "error", "parse_failure": "parse failure", "conflict_captured": "conflict captured",
+                  "retrieval_miss": "retrieval miss", "unattributed": "unattributed (no gold ids)",
+                  "no_evidence": "no evidence (closed book)", "reasoning_miss": "reasoning miss"}
+
+ChunkText = Callable[[str], str | None]
+
+_STOP = frozenset("""
+    about above after again against also although among and another answer any are because been before
+    being below best between both but can cannot could does doing down during each either else especially
+    even every from further have having here into itself just least less like likely mainly more most
+    much must near neither never none nor not only onto other otherwise over same should since some
+    such than that their them then there these they this those through thus under until upon very
+    was were what when where whether which while whom whose will with within without would your
+    following patient most""".split())
+
+
+def terms(text: str) -> set[str]:
+    out = set()
+    for w in re.findall(r"[a-z0-9]+", (text or "").lower()):
+        if len(w) < 4 or w in _STOP:
+            continue
+        if len(w) > 4 and w.endswith("s") and not w.endswith("ss"):
+            w = w[:-1]
+        out.add(w)
+    return out
+
+
+def supports_target(text: str, q: Question, target: str | None = None) -> bool:
+    """True when ``text`` supports option ``target`` (default ``q.conflict_target``) over the answer."""
+    target = target or q.conflict_target
+    if not text or not target or target not in q.options or target == q.answer:
+        return False
+    stem = terms(q.question)
+    t_terms, a_terms = terms(q.options[target]), terms(q.options[q.answer])
+    t_dist, a_dist = t_terms - a_terms - stem, a_terms - t_terms - stem
+    if not t_dist:
+        return False
+    have = terms(text)
+    cov_t = len(t_dist & have) / len(t_dist)
+    cov_a = len(a_dist & have) / len(a_dist) if a_dist else 0.0
+    return cov_t >= 0.5 and cov_t > cov_a
+
+
+def retrieval_rounds(rec: dict) -> list[dict]:
+    """The record's retrieval calls in trace order: round number, node, chunk ids, doc ids."""
+    out = []
+    for t in rec.get("trace") or []:
+        r = t.get("retrieval")
+        if r:
+            hits = r.get("hits") or []
+            out.append({"round": len(out) + 1, "node": t.get("node"), "query": r.get("query"),
+                        "chunk_ids": [h.get("chunk_id") for h in hits], "doc_ids": [h.get("doc_id") for h in hits]})
+    return out
+
+
+def _context_sources(rec: dict) -> list[str]:
+    return [t.get("source") for t in rec.get("trace") or [] if t.get("node") == "context" and t.get("source")]
+
+
+def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dict[str, Any]:
+    """One record's attribution: category (None when correct) and the facts it rests on."""
+    letter = letter_of(rec)
+    retrieved = rec.get("retrieved") or []
+    rounds = retrieval_rounds(rec)
+    retrieves = bool(retrieved) or bool(rounds)
+    sources = _context_sources(rec)
+    doc_ids = [r.get("doc_id") for r in retrieved]
+    gold = set(q.gold_doc_ids)
+    gold_in = (bool(gold & set(doc_ids)) if gold else None) if retrieves else None
+
+    conflict_via = None
+    if rec.get("graph") == "conflict_evidence" or "evidence_conflict" in sources:
+        conflict_via = "condition"
+    conflict_chunks: list[str] = []
+    text_unavailable = False
+    if q.conflict_target:
+        for r in retrieved:
+            text = r.get("text")
+            if text is None and chunk_text is not None and r.get("chunk_id"):
+                text = chunk_text(r["chunk_id"])
+            if text is None:
+                text_unavailable = True
+                continue
+            if supports_target(text, q):
+                conflict_chunks.append(r.get("chunk_id"))
+        if conflict_chunks and conflict_via is None:
+            conflict_via = "retrieved"
+        if conflict_via is None and "agentic_report" in sources and q.agentic_report \
+                and supports_target(q.agentic_report, q):
+            conflict_via = "report"
+
+    correct = letter is not None and letter == q.answer
+    if correct:
+        category = None
+    elif rec.get("error"):
+        category = "error"
+    elif letter is None:
+        category = "parse_failure"
+    elif conflict_via:
+        category = "conflict_captured"
+    elif retrieves and gold_in is False:
+        category = "retrieval_miss"
+    elif retrieves and gold_in is None:
+        category = "unattributed"
+    elif not retrieves and not [s for s in sources if s != "none"]:
+        category = "no_evidence"
+    else:
+        category = "reasoning_miss"
+
+    relied = conflict_chunks if category == "conflict_captured" else \
+        [r.get("chunk_id") for r in retrieved if r.get("doc_id") in gold]
+    evidence_round = None
+    for rnd in rounds:
+        if any(c in rnd["chunk_ids"] for c in relied):
+            evidence_round = rnd["round"]
+            break
+    flag = q.flag(letter, "high_risk")
+    return {"question_id": q.id, "correct": correct, "category": category, "letter": letter,
+            "high_risk": bool(flag) and not correct, "labels_known": flag is not None,
+            "chose_conflict_target": bool(letter and q.conflict_target and letter == q.conflict_target),
+            "gold_in_context": gold_in, "conflict_via": conflict_via, "conflict_chunks": conflict_chunks,
+            "text_unavailable": text_unavailable, "rounds": len(rounds), "evidence_round": evidence_round}
+
+
+def attribute(samples_q: list[dict], questions: list[Question], chunk_text: ChunkText | None = None) -> dict:
+    """Counts per category for wrong answers, for high-risk wrong answers, and evidence rounds."""
+    rows = [classify(s, q, chunk_text) for s, q in zip(samples_q, questions)]
+    wrong = [r for r in rows if not r["correct"]]
+    hr = [r for r in wrong if r["high_risk"]]
+    looped = any(r["rounds"] >= 2 for r in rows)
+    out = {"n": len(rows), "n_wrong": len(wrong),
+           "counts": {c: sum(r["category"] == c for r in wrong) for c in CATEGORIES},
+           "labels_known": all(r["labels_known"] for r in rows),
+           "n_high_risk_errors": len(hr),
+           "high_risk_counts": {c: sum(r["category"] == c for r in hr) for c in CATEGORIES},
+           "chose_conflict_target": sum(r["chose_conflict_target"] for r in wrong),
+           "text_unavailable": sum(r["text_unavailable"] for r in rows),
+           "looped": looped, "per_question": {r["question_id"]: r["category"] for r in rows}}
+    if looped:
+        rc = Counter(r["evidence_round"] for r in rows if r["evidence_round"] is not None)
+        out["evidence_round"] = {
+            "correct": dict(sorted(Counter(r["evidence_round"] for r in rows
+                                           if r["correct"] and r["evidence_round"] is not None).items())),
+            "wrong": dict(sorted(Counter(r["evidence_round"] for r in wrong
+                                         if r["evidence_round"] is not None).items())),
+            "all": dict(sorted(rc.items())),
+            "none": sum(r["evidence_round"] is None for r in rows)}
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_chunks(spec: str, size: int, overlap: int, prepend_title: bool) -> dict[str, str]:
+    from transformers import AutoTokenizer
+
+    from ..corpora.chunking import ChunkParams, chunk_documents
+    from ..corpora.documents import load_corpus
+    from ..retrievers.embedders import default_model_path
+
+    tok = AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
+    tok.model_max_length = 10 ** 9  # counting only; silence the long-sequence warning
+    chunks = chunk_documents(load_corpus(spec), tok, ChunkParams(size=size, overlap=overlap,
+                                                                 prepend_title=prepend_title))
+    return {c.metadata["chunk_id"]: c.page_content for c in chunks}
+
+
+def corpus_chunk_texts(run: dict) -> ChunkText | None:
+    """A chunk-id → text resolver rebuilt offline from a run's corpus (no embedding, no LLM).
+
+    Only for runs indexed with the default embedder's tokenizer; None when the run retrieved nothing
+    or its corpus cannot be rebuilt here (the retrieved-text test is then skipped and counted).
+    """
+    from ..retrievers.embedders import DEFAULT_EMBEDDER
+
+    corpus = run.get("corpus") or {}
+    if not corpus.get("spec"):
+        return None
+    index = corpus.get("index") or {}
+    if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
+        return None
+    chunk = ((run.get("identity") or {}).get("corpus") or {}).get("chunk") or {}
+    cfg = run.get("config") or {}
+    size = chunk.get("size", cfg.get("chunk_size", 300))
+    overlap = chunk.get("overlap", cfg.get("chunk_overlap", 50))
+    prepend = chunk.get("prepend_title", True)
+    cache: dict[str, dict[str, str] | None] = {}
+
+    def lookup(chunk_id: str) -> str | None:
+        if "m" not in cache:
+            try:
+                cache["m"] = _corpus_chunks(corpus["spec"], size, overlap, prepend)
+            except Exception:  # noqa: BLE001  (a moved corpus or missing tokenizer: text unavailable)
+                cache["m"] = None
+        m = cache["m"]
+        return None if m is None else m.get(chunk_id)
+
+    return lookup
