@@ -103,10 +103,8 @@ def cmd_validate(a) -> int:
     bench = load_benchmark(spec)
     for p in bench.problems:
         print(p)
-    n_err = len(bench.errors)
-    print(f"{spec}: {bench.n_records} records, {len(bench.questions)} loaded, {n_err} error(s), "
-          f"labels: {'yes' if bench.has_labels() else 'no'}")
-    return 1 if n_err else 0
+    print(bench.summary())
+    return 1 if bench.errors else 0
 
 
 def cmd_run(a) -> int:

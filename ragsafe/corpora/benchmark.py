@@ -73,9 +73,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
-        rec = f" record {self.record!r}" if self.record else ""
-        fld = f" field {self.field!r}" if self.field else ""
-        return f"{where}:{rec}{fld}: {self.message}"
+        parts = [f"record {self.record!r}" if self.record else "", f"field {self.field!r}" if self.field else ""]
+        loc = " ".join(p for p in parts if p)
+        return f"{where}: {loc + ': ' if loc else ''}{self.message}"
 
 
 @dataclasses.dataclass
