@@ -39,8 +39,13 @@ def machine() -> str:
             vers.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
             pass
+    load = "?"
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        pass
     return (f"{platform.platform()}; {cpu}; {os.cpu_count()} cores; {mem}; Python {platform.python_version()}; "
-            + ", ".join(vers))
+            + ", ".join(vers) + f"; load average at start {load} (the cores are shared)")
 
 
 def header(title: str) -> None:

@@ -49,7 +49,6 @@ def client_arm(url: str, c: int, n: int) -> float:
 def sweep_arm(url: str, c: int, seeds: int, tmp: Path) -> tuple[float, int]:
     import yaml
 
-    from ragsafe.evals.runner import log  # noqa: F401  (import cost outside the timing)
     from ragsafe.evals.store import RunStore
     from ragsafe.evals.sweep import load_sweep, run_sweep
 

@@ -78,6 +78,15 @@ class Completion:
 _COMPLETION_FIELDS = dataclasses.fields(Completion)
 
 
+def _from_cache(rec: dict[str, Any]) -> Completion:
+    # fields a later version dropped are ignored, so an old cache never breaks a run
+    known = {k: v for k, v in rec.items() if k in _FIELD_NAMES}
+    return Completion(**{**known, "cached": True, "latency_s": 0.0})
+
+
+_FIELD_NAMES = {f.name for f in _COMPLETION_FIELDS}
+
+
 class ResponseCache(Protocol):
     def get(self, key: str) -> dict | None: ...
     def put(self, key: str, value: dict) -> None: ...
@@ -242,7 +251,7 @@ class LLM:
         if self.http not in ("aiohttp", "openai"):
             raise ValueError(f"http={self.http!r}: choose 'aiohttp' or 'openai'")
         self._clients: dict[str, openai.AsyncOpenAI] = {}
-        self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
+        self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, Any, Any]] = {}
         self._pending: dict[str, asyncio.Future] = {}
         self.calls = 0
         """Completions answered by the server (one per request, whatever its attempts)."""
@@ -314,7 +323,7 @@ class LLM:
             hit = self.cache.get(key)
             if hit is not None:
                 self.cache_hits += 1
-                return Completion(**{**hit, "cached": True, "latency_s": 0.0})
+                return _from_cache(hit)
         if caching and key in self._pending:
             # the same request is on the wire already (another variant sharing this step): wait for
             # its answer; should it fail, this caller tries on its own below
@@ -324,7 +333,7 @@ class LLM:
                 rec = None
             if rec is not None:
                 self.cache_hits += 1
-                return Completion(**{**rec, "cached": True, "latency_s": 0.0})
+                return _from_cache(rec)
         waiter: asyncio.Future | None = None
         if caching and key not in self._pending:
             waiter = asyncio.get_running_loop().create_future()
@@ -422,8 +431,9 @@ class LLM:
         import aiohttp
 
         endpoint = f"{url}/chat/completions"
+        session = await self._session(url)
         try:
-            async with self._session(url).post(endpoint, data=json.dumps(request).encode()) as r:
+            async with session.post(endpoint, data=json.dumps(request).encode()) as r:
                 raw = await r.read()
                 status, headers = r.status, dict(r.headers)
         except asyncio.TimeoutError:
@@ -438,8 +448,13 @@ class LLM:
             raise EmptyResponse(f"{url} returned {type(data).__name__}, not a completion object")
         return data
 
-    def _session(self, url: str):
-        """One aiohttp session per URL and event loop (a session cannot outlive its loop)."""
+    async def _session(self, url: str):
+        """One aiohttp session per URL and event loop (a session cannot outlive its loop).
+
+        A suspended async generator holds each session: ``asyncio.run`` finalizes async generators
+        before it closes its loop, which closes the session even when nobody calls :meth:`aclose`
+        (e.g. ``run_sync(llm.chat(...))`` called several times).
+        """
         import aiohttp
 
         loop = asyncio.get_running_loop()
@@ -449,7 +464,9 @@ class LLM:
                 connector=aiohttp.TCPConnector(limit=0),  # the gate bounds requests in flight
                 timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True,
                 headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
-            self._sessions[url] = held = (loop, session)
+            keeper = _close_at_loop_end(session)
+            await keeper.__anext__()
+            self._sessions[url] = held = (loop, session, keeper)
         return held[1]
 
     async def aclose(self) -> None:
@@ -457,10 +474,17 @@ class LLM:
             await c.close()
         self._clients.clear()
         loop = asyncio.get_running_loop()
-        for url, (owner, session) in list(self._sessions.items()):
+        for owner, session, keeper in list(self._sessions.values()):
             if owner is loop:
-                await session.close()
+                await keeper.aclose()
         self._sessions.clear()
+
+
+async def _close_at_loop_end(session):
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 _STATUS_ERRORS = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,

@@ -114,3 +114,30 @@ def test_retry_errors_reruns_only_errored_samples(tmp_path):
     for d in dirs:
         assert RunStore(d).line_count() == len(RunStore(d).samples())  # one line per key after compaction
         assert all("metrics" in c for c in RunStore(d).read_summary()["variants"].values())
+
+
+def test_fault_server_truncates_streams_mid_answer():
+    import asyncio
+
+    import openai
+
+    async def stream(srv: FaultServer) -> str:
+        client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="x", max_retries=0)
+        out = ""
+        try:
+            chunks = await client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "q"}],
+                                                          stream=True)
+            async for ch in chunks:
+                out += (ch.choices[0].delta.content or "") if ch.choices else ""
+            return out
+        finally:
+            await client.close()
+
+    with FaultServer(reply=lambda body: "ABCDEFGHIJ") as srv:
+        assert asyncio.run(stream(srv)) == "ABCDEFGHIJ"
+    with FaultServer(script=["truncate"], reply=lambda body: "ABCDEFGHIJ") as srv:
+        try:
+            got = asyncio.run(stream(srv))
+        except openai.APIConnectionError:
+            got = None
+        assert got != "ABCDEFGHIJ" and srv.answered == 0 and srv.faults["truncate"] == 1

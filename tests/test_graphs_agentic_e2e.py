@@ -15,6 +15,7 @@ import time
 import pytest
 
 from ragsafe.agents import answer as answer_agent
+from ragsafe.agents import plan as plan_agent
 from ragsafe.graphs import graphs
 
 pytestmark = pytest.mark.e2e
@@ -63,8 +64,8 @@ def two_questions(demo_benchmark):
 
 
 def test_verifier_loop_e2e(e2e_deps, demo_store, two_questions):
-    for q, st, n_calls in run_all(e2e_deps, "verifier_loop", two_questions, k=2, gap_k=1, max_rounds=1,
-                                 evidence_chars=400):
+    for q, st, n_calls in run_all(e2e_deps, "verifier_loop", two_questions, k=1, gap_k=1, max_rounds=1,
+                                  evidence_chars=400, verify_tokens=60):
         names = [t["node"] for t in st["trace"]]
         assert names[:3] == ["retrieve", "answer", "verify"] and names[-1] == "finalize"
         verifies = [t for t in st["trace"] if t["node"] == "verify"]
@@ -77,15 +78,17 @@ def test_verifier_loop_e2e(e2e_deps, demo_store, two_questions):
         assert fin["stop"] in ("supported", "max_rounds", "no_new_evidence")
         if len(answers) == 2:  # a gap round ran: it searched and added one unseen chunk
             (gap,) = [t for t in st["trace"] if t["node"] == "gap"]
-            assert gap["new_chunks"] == 1 and len(st["chunks"]) == 3 and len(st["queries"]) == 2
+            assert gap["new_chunks"] == 1 and len(st["chunks"]) == 2 and len(st["queries"]) == 2
         assert_in_store(demo_store, [d.metadata["chunk_id"] for d in st["chunks"]])
         assert st["letter"] is None or st["letter"] in q.options
         assert_calls_traced(st, n_calls)
 
 
 def test_option_research_e2e(e2e_deps, demo_store, two_questions):
+    # small caps: smollm2's JSON rarely fits, so its plans fall back to every option (up to 5)
     for q, st, n_calls in run_all(e2e_deps, "option_research", two_questions, k=1, chunks_per_option=1,
-                                 max_refinements=1, max_options=2, evidence_chars=400, excerpt_chars=200):
+                                  max_refinements=0, max_options=2, evidence_chars=400, excerpt_chars=200,
+                                  plan_tokens=80, judge_tokens=60, synth_tokens=120, report_chars=4000):
         plan = st["trace"][0]
         assert plan["node"] == "plan" and plan["role"] == "plan"
         planned = plan["output"]["options"]
@@ -93,9 +96,15 @@ def test_option_research_e2e(e2e_deps, demo_store, two_questions):
         judged = sorted({t["option"] for t in st["trace"] if t["node"] == "research.judge"})
         noted = sorted(t["option"] for t in st["trace"] if t["node"] == "research.note")
         assert judged == noted == sorted(planned)
-        for L in planned:
-            rounds = [t for t in st["trace"] if t["node"] == "research.judge" and t["option"] == L]
-            assert 1 <= len(rounds) <= 2
+        if plan.get("fallback"):
+            assert planned == list(q.options)  # an unusable plan researches every option
+        else:
+            assert len(planned) <= 2  # max_options
+        for L in planned:  # max_refinements=0: one search (for and against) and one judgement per option
+            (search,) = [t for t in st["trace"] if t["node"] == "research.search" and t["option"] == L]
+            assert [r["query"] for r in search["retrievals"]][1].endswith(plan_agent.CONTRA_SUFFIX)
+            assert len([t for t in st["trace"] if t["node"] == "research.judge" and t["option"] == L]) == 1
+        assert "research.refine" not in [t["node"] for t in st["trace"]]
         names = [t["node"] for t in st["trace"]]
         assert names[-2:] == ["synthesize", "answer"]
         assert st["report"].startswith("Research report") and st["report"] in st["answer"]["messages"][-1]["content"]

@@ -532,3 +532,17 @@ def test_a_compiled_graph_is_a_node_of_another():
     assert nodes(st) == ["retrieve", "grade", "grade", "decide", "answer", "audit"]
     assert st["trace"][-1] == {"node": "audit", "chunks": 2, "letter": "B"}
     assert len(st["queries"]) == 1
+
+
+def test_long_loops_are_not_cut_short():
+    counter = iter(range(100))
+    llm = roles({"rewrite": lambda m: json.dumps({"query": f"appendix query {next(counter)}"})})
+    st = run(build("query_rewrite", llm, ListRetriever(DOCS), k=1, max_rounds=12, stop_early=False))
+    assert len(role_entries(st, "rewrite")) == 12 and nodes(st)[-1] == "answer"
+
+
+def test_params_from_command_line_strings():
+    p = graphs.get("query_rewrite").make_params({"per_option": "true", "max_rounds": "2"})
+    assert p.per_option is True and p.max_rounds == 2
+    p = graphs.get("hybrid_rag").make_params({"weights": "0.5, 2", "rrf_k": "10"})
+    assert p.rrf_k == 10.0 and p.weights == "0.5, 2"

@@ -47,7 +47,8 @@ def run_graph(deps, name, questions, **overrides):
         return [await app.ainvoke({"question": q, "queries": [], "trace": []}) for q in questions]
 
     states = asyncio.run(all_questions())
-    print(f"\n[e2e timing] {name} {overrides}: {time.perf_counter() - t0:.1f}s for {len(questions)} questions")
+    print(f"\n[e2e timing] {name} {overrides}: {time.perf_counter() - t0:.1f}s for {len(questions)} questions; "
+          f"per node: {[(t['node'], t['seconds']) for st in states for t in st['trace']]}")
     recorded = sum(len(t.get("llm_calls") or []) for st in states for t in st["trace"])
     assert recorded == deps.llm.calls - calls_before, "every LLM call made is recorded in a trace"
     return states
@@ -82,26 +83,28 @@ def roles(st, role):
 
 
 def test_hybrid_rag_fuses_chroma_and_bm25_over_the_store(e2e_deps, two_questions, store_ids):
-    for q, st in zip(two_questions, run_graph(e2e_deps, "hybrid_rag", two_questions, k=3, n_candidates=10)):
+    for q, st in zip(two_questions, run_graph(e2e_deps, "hybrid_rag", two_questions, k=2, n_candidates=10)):
         check_common(st, q, store_ids)
         assert nodes(st) == ["retrieve", "answer"]
         r = st["trace"][0]["retrieval"]
         assert set(r["sources"]) == {"dense", "bm25"}
         assert len(r["sources"]["dense"]) == 10 and set(r["sources"]["bm25"]) <= store_ids
         assert r["sources"]["bm25"], "the question shares terms with the corpus"
-        assert len(st["chunks"]) == 3 and st["chunks"][0].metadata["score"] > 0
-        assert len(roles(st, "answer")) == 1 and st["context"].count(answer_agent.CHUNK_SEPARATOR) == 2
+        assert len(st["chunks"]) == 2 and st["chunks"][0].metadata["score"] > 0
+        assert len(roles(st, "answer")) == 1 and st["context"].count(answer_agent.CHUNK_SEPARATOR) == 1
 
 
 def test_rerank_rag_llm_scores_every_candidate(e2e_deps, two_questions, store_ids):
-    for q, st in zip(two_questions, run_graph(e2e_deps, "rerank_rag", two_questions, k=2, n_candidates=3)):
+    for q, st in zip(two_questions, run_graph(e2e_deps, "rerank_rag", two_questions, k=1, n_candidates=2)):
         check_common(st, q, store_ids)
-        assert nodes(st) == ["retrieve", "score", "score", "score", "select", "answer"]
+        assert nodes(st) == ["retrieve", "score", "score", "select", "answer"]
         scored = {t["chunk_id"] for t in roles(st, "rerank")}
         retrieved = {h["chunk_id"] for h in st["trace"][0]["retrieval"]["hits"]}
-        assert scored == retrieved and len(retrieved) == 3
+        assert scored == retrieved and len(retrieved) == 2
         assert all(0 <= t["output"] <= 10 for t in roles(st, "rerank"))
-        assert len(st["chunks"]) == 2 and {d.metadata["chunk_id"] for d in st["chunks"]} <= retrieved
+        assert len(st["chunks"]) == 1 and {d.metadata["chunk_id"] for d in st["chunks"]} <= retrieved
+        best = max(roles(st, "rerank"), key=lambda t: t["output"])["output"]
+        assert st["chunks"][0].metadata["score"] == best
 
 
 def test_rerank_rag_embedding_uses_the_store_embedder(e2e_deps, two_questions, store_ids):
@@ -114,14 +117,14 @@ def test_rerank_rag_embedding_uses_the_store_embedder(e2e_deps, two_questions, s
 
 
 def test_query_rewrite_searches_a_rewritten_query(e2e_deps, two_questions, store_ids):
-    for q, st in zip(two_questions, run_graph(e2e_deps, "query_rewrite", two_questions, k=2, max_rounds=1)):
+    for q, st in zip(two_questions, run_graph(e2e_deps, "query_rewrite", two_questions, k=1, max_rounds=1)):
         check_common(st, q, store_ids)
         (rw,) = roles(st, "rewrite")
         assert nodes(st)[:3] == ["retrieve", "merge", "rewrite"]
         searched = [t["retrieval"]["query"] for t in st["trace"] if "retrieval" in t]
         assert searched[0] == q.question
         assert searched[1:] == ([] if rw["output"] == q.question else [rw["output"]])
-        assert 2 <= len(st["chunks"]) <= 4
+        assert 1 <= len(st["chunks"]) <= 2
 
 
 def test_corrective_rag_grades_rewrites_and_answers(e2e_deps, two_questions, store_ids):
@@ -140,7 +143,7 @@ def test_corrective_rag_grades_rewrites_and_answers(e2e_deps, two_questions, sto
 
 
 def test_decompose_searches_each_subquestion(e2e_deps, two_questions, store_ids):
-    states = run_graph(e2e_deps, "decompose", two_questions, k=2, max_subquestions=2)
+    states = run_graph(e2e_deps, "decompose", two_questions, k=1, max_subquestions=2)
     for q, st in zip(two_questions, states):
         check_common(st, q, store_ids)
         (d,) = roles(st, "decompose")
@@ -148,4 +151,4 @@ def test_decompose_searches_each_subquestion(e2e_deps, two_questions, store_ids)
         assert len(d["output"]) <= 2 and st["subquestions"] == d["output"]
         searched = [t["retrieval"]["query"] for t in st["trace"] if "retrieval" in t]
         assert searched == list(dict.fromkeys([q.question, *d["output"]]))
-        assert 2 <= len(st["chunks"]) <= 2 * len(searched)
+        assert 1 <= len(st["chunks"]) <= len(searched)

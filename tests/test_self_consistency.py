@@ -72,3 +72,25 @@ def test_self_consistency_over_real_server(e2e_deps, demo_benchmark):
     (sample,) = [t for t in st["trace"] if t["node"] == "sample"]
     assert len(sample["llm_calls"]) == 3 and all(c["completion_tokens"] >= 1 for c in sample["llm_calls"])
     assert [t["node"] for t in st["trace"]][:2] == ["retrieve", "answer"]
+
+
+def test_a_subgraph_after_other_nodes_does_not_duplicate_accumulated_entries():
+    from langgraph.graph import END, START, StateGraph
+
+    from ragsafe.graphs.base import State, as_node, traced
+
+    inner = graphs.get("closed_book").build(Deps(llm=ScriptedLLM(["A"])), graphs.get("closed_book").make_params())
+
+    @traced("first")
+    async def first(state):
+        return {"queries": ["q0"]}
+
+    b = StateGraph(State)
+    b.add_node("first", first)
+    b.add_node("inner", as_node(inner))
+    b.add_edge(START, "first")
+    b.add_edge("first", "inner")
+    b.add_edge("inner", END)
+    st = asyncio.run(b.compile().ainvoke({"question": Q, "queries": [], "trace": []}))
+    assert [t["node"] for t in st["trace"]] == ["first", "context", "answer"]
+    assert st["queries"] == ["q0"] and st["letter"] == "A"

@@ -57,6 +57,8 @@ BAD = [
     ({"endpoints": [{"base_url": "http://127.0.0.1:1/v1"}]}, "endpoints[0].model", "model id"),
     ({"endpoints": [{"model": "m", "base_url": "127.0.0.1:8000"}]}, "endpoints[0].base_url", "http"),
     ({"seeds": [0, 0]}, "seeds", "once"),
+    ({"benchmark": "radsafe-9000"}, "benchmark", "registered benchmark"),
+    ({"corpus": "no/such/folder"}, "corpus", "folder of .md/.txt"),
     ({"split": "train"}, "split", "dev or test"),
     ({"self_consistency": {"n": 5}}, "self_consistency.over", "list the graphs"),
     ({"endpoints": [{"model": "m", "base_url": "http://127.0.0.1:1/v1", "name": "a"},

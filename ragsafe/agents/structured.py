@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable
 
 from ..llm import LLM
-from .answer import prompt_hash
+from .answer import prompt_hash as _hash
 
 JSON_MODE = {"type": "json_object"}
 
@@ -80,11 +80,16 @@ class Structured:
 
 
 async def ask_structured(llm: LLM, system: str, user: str, *, validate: Callable[[dict], Any], fallback: Any,
-                         max_tokens: int = 200, temperature: float = 0.0, seed: int | None = None) -> Structured:
-    """One JSON-mode call. ``validate(obj)`` returns the clean value or raises ValueError."""
+                         max_tokens: int = 200, temperature: float = 0.0, seed: int | None = None,
+                         prompt_hash: str | None = None) -> Structured:
+    """One JSON-mode call. ``validate(obj)`` returns the clean value or raises ValueError.
+
+    ``prompt_hash`` names the prompt template in the trace (pass the role's module hash so it stays
+    the same across questions); by default it is derived from the system prompt.
+    """
     comp = await llm.chat([{"role": "system", "content": system}, {"role": "user", "content": user}],
                           temperature=temperature, max_tokens=max_tokens, response_format=JSON_MODE, seed=seed)
-    h = prompt_hash(system, user.split("\n", 1)[0])
+    h = prompt_hash or _hash(system)
     obj = parse_json_reply(comp.text)
     if obj is None:
         return Structured(fallback, comp.text, True, "reply was not JSON", comp.to_record(), h)

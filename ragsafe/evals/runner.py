@@ -6,6 +6,11 @@ answer every (variant, question) and append each record as it finishes, then sco
 
 The run folder's name is the hash of the resolved config, so running the same command again
 resumes the same run: finished records are kept and only missing ones are computed.
+
+:func:`execute_runs` fills many run folders at once (a sweep: :mod:`ragsafe.evals.sweep`) in one
+event loop: each endpoint bounds its requests in flight through a shared gate, and the questions
+of its cells (run x variant) are interleaved so that no server idles. ``--shard i/N`` takes every
+N-th question; shard folders merge into the folder an unsharded run makes.
 """
 
 from __future__ import annotations
@@ -487,17 +492,17 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
             record["cache_hits_last_session"] = llm.cache_hits
             record["failed_attempts_last_session"] = llm.failed_attempts
             RunStore(job.run_dir).write_run(record)
-    out = []
-    busy_ids = {id(job) for job in busy}
-    for job in jobs:
-        store = RunStore(job.run_dir)
-        if not store.exists():
-            continue  # a shard with no questions: nothing to write
-        store.compact()
-        allow = job.cfg.allow_errors if allow_errors is None else allow_errors
-        if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
-            score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
-        out.append(job.run_dir)
+        out = []
+        busy_ids = {id(job) for job in busy}
+        for job in jobs:  # still holding the folders' locks
+            store = RunStore(job.run_dir)
+            if not store.exists():
+                continue  # a shard with no questions: nothing to write
+            store.compact()
+            allow = job.cfg.allow_errors if allow_errors is None else allow_errors
+            if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
+                score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
+            out.append(job.run_dir)
     return out
 
 
@@ -767,7 +772,9 @@ class RichCells(Reporter):
                             TextColumn("{task.fields[err]}"), TextColumn("{task.fields[rate]}"),
                             TimeRemainingColumn(), console=Console(stderr=True), refresh_per_second=4)
         self.t0 = time.perf_counter()
-        self.ids = {id(c): self.bar.add_task(c.label, total=c.total, err="", rate="") for c in cells}
+        from rich.markup import escape
+
+        self.ids = {id(c): self.bar.add_task(escape(c.label), total=c.total, err="", rate="") for c in cells}
         self.bar.start()
 
     def advance(self, cell: Cell, rec: dict) -> None:

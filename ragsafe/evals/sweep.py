@@ -39,12 +39,12 @@ import difflib
 import hashlib
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
 from ..config import ConfigError, EndpointConfig
 from ..graphs import graphs, load_graph_module
-from ..registry import UnknownName
 from .runner import Endpoint, RunConfig, RunJob, Shard, execute_runs, log, pick_reporter, prepare
 from .store import RunStore
 
@@ -254,6 +254,11 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     # loaded here, once per process: the runs' configs do not load them again
     base: dict[str, Any] = {"graph_modules": []}
     base["benchmark"] = c.string(data.get("benchmark", "demo"), "benchmark", "demo")
+    from ..corpora.benchmark import benchmarks
+
+    if not Path(base["benchmark"]).exists() and base["benchmark"] not in benchmarks:
+        raise c.fail("benchmark", f"{base['benchmark']!r} is neither a registered benchmark nor an existing file",
+                     f"use one of {', '.join(benchmarks.names())}, or a path to a .jsonl file")
     split = data.get("split")
     if split is not None and split not in ("dev", "test"):
         raise c.fail("split", f"expected dev or test, got {_show(split)}", "write split: test, or remove the key")
@@ -261,6 +266,11 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     if data.get("limit") is not None:
         base["limit"] = c.integer(data["limit"], "limit", low=1, example=50)
     base["corpus"] = c.string(data.get("corpus", "demo"), "corpus", "demo")
+    from ..corpora.documents import corpora
+
+    if not Path(base["corpus"]).exists() and base["corpus"] not in corpora:
+        raise c.fail("corpus", f"{base['corpus']!r} is neither a registered corpus nor an existing folder or file",
+                     f"use one of {', '.join(corpora.names())}, a folder of .md/.txt files, or a .jsonl dump")
     chunk = c.table(data.get("chunk", {}), "chunk", "chunk: {size: 300, overlap: 50}")
     c.keys(chunk, {"size": "", "overlap": ""}, "chunk.")
     base["chunk_size"] = c.integer(chunk.get("size", 300), "chunk.size", low=1, example=300)
@@ -438,8 +448,6 @@ def _graphs(c: _Checker, data: dict) -> list[str]:
 
 
 def _split_inline(c: _Checker, text: str, where: str) -> tuple[str, dict[str, str]]:
-    import re
-
     m = re.fullmatch(r"\s*([A-Za-z_][\w\-]*)\s*(?:\[(.*)\])?\s*", text)
     if not m:
         raise c.fail(where, f"{text!r} is not NAME or NAME[key=value,...]", "write e.g. standard_rag[k=5]")

@@ -207,6 +207,21 @@ def make_answer_node(deps: Deps, name: str = "answer"):
     return answer_node
 
 
+def as_node(app, name: str | None = None):
+    """Use a compiled graph as a node of another graph, wherever it sits.
+
+    The subgraph runs on the parent's state with empty accumulators (``trace``, ``queries``) and
+    returns only what it added, so the parent's reducers do not append earlier entries twice.
+    """
+
+    async def node(state: State) -> dict[str, Any]:
+        out = await app.ainvoke({**state, "trace": [], "queries": []})
+        return {k: v for k, v in out.items() if k != "question"}
+
+    node.__name__ = name or "subgraph"
+    return node
+
+
 def _call_summary(call: dict) -> dict[str, Any]:
     return {k: call.get(k) for k in ("model", "prompt_tokens", "completion_tokens", "latency_s", "attempts",
                                      "cached", "finish_reason", "text")}

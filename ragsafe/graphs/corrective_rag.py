@@ -142,4 +142,5 @@ def build(deps: Deps, params: Params):
         else:
             builder.add_edge("decide", "answer")
     builder.add_edge("answer", END)
-    return builder.compile()
+    # a loop of four steps per round; explicit so older LangGraph defaults (25) cannot cut it short
+    return builder.compile().with_config(recursion_limit=max(25, 4 * params.max_rewrites + 10))

@@ -74,7 +74,7 @@ class Params:
     plan: bool = True
     """Let the supervisor choose the options and queries (false: research every option with default queries)."""
     max_options: int = 0
-    """Research at most this many planned options (0: no cap)."""
+    """Research at most this many of the planned options (0: no cap). A plan that falls back researches every option."""
     max_refinements: int = 1
     """Query refinements per option while the evidence is insufficient (0 switches refinement off)."""
     synthesize: bool = True

@@ -18,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 
 from ..agents import answer as answer_agent
 from ..config import ConfigError
-from .base import Deps, State, _call_summary, call_info, graph, graphs, traced
+from .base import Deps, State, _call_summary, as_node, call_info, graph, graphs, traced
 
 
 class SCState(State, total=False):
@@ -100,7 +100,7 @@ def build(deps: Deps, params: Params):
                                               output=sc["ballots"], samples=params.n)}
 
     builder = StateGraph(SCState)
-    builder.add_node("greedy", inner_app)
+    builder.add_node("greedy", as_node(inner_app, "greedy"))
     builder.add_node("sample", sample)
     builder.add_edge(START, "greedy")
     builder.add_edge("greedy", "sample")
