@@ -132,7 +132,8 @@ def test_validate_cli_on_demo(capsys):
     from ragsafe.cli import main
 
     assert main(["validate", "--benchmark", "demo"]) == 0
-    assert f"{len(QUESTIONS)} loaded, 0 error(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(QUESTIONS)} loaded, 0 refused, 0 error(s), 0 warning(s)" in out
 
 
 # --------------------------------------------------------------------------------------------

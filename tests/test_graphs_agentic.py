@@ -305,6 +305,8 @@ def test_refinement_uses_the_judges_query_then_stops_when_settled():
     # the cited contradicting chunk is kept as the option's evidence
     second = next(t for t in reversed(st["trace"]) if t["node"] == "research.search")
     assert note["evidence"][0].metadata["chunk_id"] == second["retrieval"]["hits"][0]["chunk_id"]
+    assert note["sides"][0] == "against"
+    assert f"Evidence against: {note['evidence'][0].page_content}" in st["report"]
 
 
 @pytest.mark.parametrize("max_refinements", [0, 2])
@@ -424,6 +426,21 @@ def test_max_context_prefers_the_servers_tokenizer(monkeypatch):
     sent = "\n".join(m["content"] for m in llm.requests[0]["messages"])
     assert len(sent) // 4 == fill["prompt_tokens"] <= 300 - 10 - 20
     assert 0 < len(st["chunks"]) < len(SIZED)
+
+
+def test_max_context_uses_llama_servers_tokenize_route(monkeypatch):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/tokenize":  # llama.cpp's llama-server: {"content"} -> {"tokens"}
+            return httpx.Response(200, json={"tokens": [1] * len(json.loads(request.content)["content"].split())})
+        return httpx.Response(404)
+
+    monkeypatch.setattr(max_context, "_http_client",
+                        lambda **kw: httpx.AsyncClient(transport=httpx.MockTransport(handler), **kw))
+    llm = ScriptedLLM(Router(answer="C"))
+    llm.base_url = "http://127.0.0.1:9/v1"
+    deps = Deps(llm=llm, retriever=ListRetriever(SIZED), count_tokens=len)
+    c = asyncio.run(max_context.resolve_counter(deps, graphs.get("max_context").make_params({})))
+    assert c.name == "server:/tokenize" and asyncio.run(c.count("three short words")) == 3
 
 
 def test_max_context_falls_back_when_the_server_has_no_tokenizer(monkeypatch):

@@ -42,7 +42,8 @@ class OptionNotes:
     text: str
     verdict: str
     reason: str = ""
-    excerpts: tuple[str, ...] = ()
+    excerpts: tuple[tuple[str, str], ...] = ()
+    """(side, text): side "for" / "against" as the judge named the passage, "" when it named none."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +60,16 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n].rstrip() + " …"
 
 
+def _evidence_lines(n: OptionNotes, excerpt_chars: int) -> list[str]:
+    return [f"  Evidence{' ' + side if side else ''}: {_clip(text, excerpt_chars)}" for side, text in n.excerpts]
+
+
 def format_notes(notes: list[OptionNotes], excerpt_chars: int = 300) -> str:
     lines = []
     for n in notes:
         lines.append(f"Option {n.letter}. {n.text} — research verdict: {n.verdict}"
                      + (f" ({_clip(n.reason, 200)})" if n.reason else ""))
-        lines += [f"  Evidence: {_clip(e, excerpt_chars)}" for e in n.excerpts]
+        lines += _evidence_lines(n, excerpt_chars)
     return "\n".join(lines) if lines else "(no option was researched)"
 
 
@@ -79,7 +84,7 @@ def render_report(notes: list[OptionNotes], synthesis: Synthesis | None, *, exce
         finding = findings.get(n.letter) or n.reason
         if finding:
             lines.append(f"  Finding: {_clip(finding, 300)}")
-        lines += [f"  Evidence: {_clip(e, excerpt_chars)}" for e in n.excerpts]
+        lines += _evidence_lines(n, excerpt_chars)
     if synthesis and synthesis.summary:
         lines.append(f"Summary: {_clip(synthesis.summary, 600)}")
     text = "\n".join(lines)

@@ -499,6 +499,8 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
             if not store.exists():
                 continue  # a shard with no questions: nothing to write
             store.compact()
+            if id(job) not in busy_ids and not store.read_run().get("finished_at"):
+                store.write_run({**store.read_run(), "finished_at": _now()})  # its last session was cut short
             allow = job.cfg.allow_errors if allow_errors is None else allow_errors
             if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
                 score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)

@@ -5,11 +5,12 @@ tokens: ``max_tokens`` for the answer, ``reserve`` for the chat template and sla
 the ``window`` param, else ``Deps.context_window`` (the runner sets the embedded server's
 ``n_ctx``), else the endpoint's ``/v1/models`` metadata when it reports one (vLLM's
 ``max_model_len``). Tokens are counted, in order of preference, by the LLM server's own
-tokenizer (llama-cpp-python ``POST /extras/tokenize``, llama.cpp ``POST /tokenize``), by
+tokenizer (llama-cpp-python ``POST /extras/tokenize``; llama.cpp's and vLLM's ``POST /tokenize``), by
 ``Deps.count_tokens`` (the embedder's tokenizer, inflated by ``margin`` since it is not the
-model's), or by characters / 3. Chunks are taken in rank order until the next one does not fit;
-the finished prompt is then counted whole and trimmed until it fits, so the limit holds by the
-counter that was used. The trace records the counter, the window and where it came from.
+model's), or by characters / 3. Chunks are taken in rank order until the next one does not fit,
+judged by the whole prompt as sent (trimmed or extended one chunk at a time), so the limit holds
+by the counter that was used and one more ranked chunk would break it. The trace records the
+counter, the window and where it came from.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ class Params:
     reserve: int = 128
     """Tokens kept free besides the answer's max_tokens: chat-template tokens and slack."""
     window: int | None = None
-    """Context window in tokens; overrides the endpoint's (needed for a remote endpoint that does not report one)."""
+    """Context window in tokens; overrides the endpoint's (needed for a remote endpoint that reports
+    none)."""
     counter: str = "auto"
-    """Token counter: "auto" (server tokenizer, else the embedder's, else characters), "server", "embedder" or "chars"."""
+    """Token counter: "auto" (server tokenizer, else the embedder's, else characters), "server",
+    "embedder" or "chars"."""
     margin: float = 0.15
     """Inflation of counts that are not the model's own tokenizer (embedder, characters): 0.15 counts 15% more."""
     query: str = "question"
@@ -88,7 +91,8 @@ async def server_counter(llm: Any, timeout: float = 10.0) -> Counter | None:
     # (path, request body, reader of the token count)
     routes = [
         ("/extras/tokenize", lambda t: {"input": t, "model": model}, lambda j: len(j["tokens"])),
-        ("/tokenize", lambda t: {"content": t}, lambda j: len(j["tokens"])),
+        # llama.cpp's llama-server reads "content", vLLM reads "model" and "prompt"; both answer "tokens"
+        ("/tokenize", lambda t: {"content": t, "prompt": t, "model": model}, lambda j: len(j["tokens"])),
     ]
     for path, body, read in routes:
         try:
@@ -184,7 +188,7 @@ COUNT_SLOTS = 8
 """Token-count requests in flight at once (the server tokenizer is one HTTP call per chunk)."""
 
 
-@graph("max_context", params=Params, needs_retriever=True, paper_condition="max_context")
+@graph("max_context", params=Params, needs_retriever=True, paper_condition="context_max")
 def build(deps: Deps, params: Params):
     resolved: dict[str, Any] = {}
 

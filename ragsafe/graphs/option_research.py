@@ -50,6 +50,8 @@ class OptionState(TypedDict, total=False):
     seen: list[str]
     cited: list[Document]
     """Chunks the judge named as supporting or contradicting, over all rounds."""
+    sides: dict[str, str]
+    """chunk id -> "for" or "against", as the judge named it."""
     verdict: dict[str, Any]
     fallback: bool
     refinements: int
@@ -152,10 +154,15 @@ def build_research(deps: Deps, params: Params):
                                       evidence_chars=params.evidence_chars or None,
                                       max_tokens=params.judge_tokens, seed=deps.seed)
         v = s.value
-        named = [batch[i - 1] for i in (*v.supporting, *v.contradicting)]
-        have = {d.metadata.get("chunk_id") for d in state.get("cited") or []}
-        cited = list(state.get("cited") or []) + [d for d in named if d.metadata.get("chunk_id") not in have]
-        return {"verdict": v.as_dict(), "fallback": s.fallback, "cited": cited,
+        sides = dict(state.get("sides") or {})
+        cited = list(state.get("cited") or [])
+        for side, numbers in (("for", v.supporting), ("against", v.contradicting)):
+            for i in numbers:
+                cid = batch[i - 1].metadata.get("chunk_id")
+                if cid not in sides:
+                    sides[cid] = side
+                    cited.append(batch[i - 1])
+        return {"verdict": v.as_dict(), "fallback": s.fallback, "cited": cited, "sides": sides,
                 "_trace": verify_agent.trace(s, role="judge", option=L, refinement=state.get("refinements", 0))}
 
     def after_judge(state: OptionState) -> str:
@@ -183,13 +190,14 @@ def build_research(deps: Deps, params: Params):
                 ids.add(cid)
                 evidence.append(d)
         evidence = evidence[:params.chunks_per_option]
+        sides = state.get("sides") or {}
         v = state["verdict"]
         out = {"option": L, "text": q.options[L], "verdict": v["verdict"], "reason": v.get("reason", ""),
                "fallback": bool(state.get("fallback")), "refinements": state.get("refinements", 0),
-               "evidence": evidence}
+               "evidence": evidence, "sides": [sides.get(d.metadata.get("chunk_id"), "") for d in evidence]}
         return {"research": [out],
                 "_trace": {"option": L, "verdict": v["verdict"], "refinements": out["refinements"],
-                           "evidence": [d.metadata.get("chunk_id") for d in evidence]}}
+                           "evidence": [d.metadata.get("chunk_id") for d in evidence], "sides": out["sides"]}}
 
     b = StateGraph(OptionState, output_schema=OptionOutput)
     b.add_node("search", search)
@@ -244,7 +252,8 @@ def build(deps: Deps, params: Params):
     async def synthesize(state: ResearchRAGState) -> dict:
         q, notes = state["question"], _notes(state)
         on = [synth_agent.OptionNotes(n["option"], n["text"], n["verdict"], n["reason"],
-                                      tuple(d.page_content for d in n["evidence"])) for n in notes]
+                                      tuple(zip(n["sides"], (d.page_content for d in n["evidence"]))))
+              for n in notes]
         s = await synth_agent.synthesize(deps.llm, q.question, on, excerpt_chars=params.excerpt_chars,
                                          max_tokens=params.synth_tokens, seed=deps.seed)
         report = synth_agent.render_report(on, s.value, excerpt_chars=params.excerpt_chars,

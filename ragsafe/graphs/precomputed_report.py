@@ -13,7 +13,7 @@ from ..config import ConfigError
 from .base import Deps, NoParams, State, graph, make_answer_node, traced
 
 
-@graph("precomputed_report", params=NoParams, paper_condition="agentic")
+@graph("precomputed_report", params=NoParams, paper_condition="deep_research")
 def build(deps: Deps, params: NoParams):
     """The benchmark's pre-computed research report as context, then answer."""
 

@@ -47,11 +47,13 @@ class Params:
     gap_k: int = 3
     """New chunks (not already in the context) retrieved for the gap in each round."""
     gap_query: str = "option"
-    """Gap query: "option" (the option the verifier favours instead, else the chosen one, with the stem) or "verifier" (the verifier's own query when it wrote one)."""
+    """Gap query: "option" (the option the verifier favours instead, else the chosen one, with the
+    stem) or "verifier" (the verifier's own query when it wrote one)."""
     evidence_chars: int = 800
     """Each chunk shown to the verifier is cut to this many characters (0: whole chunks)."""
     pick: str = "last"
-    """Final answer: "last" (the last round's) or "best" (best verdict: supported > insufficient > contradicted; ties go to the later round)."""
+    """Final answer: "last" (the last round's) or "best" (best verdict: supported > insufficient >
+    contradicted; ties go to the later round)."""
     verify_tokens: int = 120
     """Cap on the verifier's JSON reply, tokens."""
 
