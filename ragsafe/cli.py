@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from .config import ConfigError, EndpointConfig
 

@@ -104,7 +104,8 @@ def test_concurrent_variants_send_a_shared_step_once(tmp_path, cache_home):
 
 def test_self_consistency_samples_are_cached_per_sample_index(tmp_path, cache_home):
     with FaultServer() as srv:
-        sc = lambda n: [{"name": "self_consistency", "params": {"inner": "closed_book", "n": n, "temperature": 0.7}}]
+        def sc(n):
+            return [{"name": "self_consistency", "params": {"inner": "closed_book", "n": n, "temperature": 0.7}}]
         run_sweep(load_sweep(sweep(tmp_path, srv, sc(3))), progress=quiet)
         assert srv.requests == 5 * (1 + 3)
         sample_seeds = [b["seed"] for b in srv.bodies if b["temperature"] == 0.7]

@@ -235,7 +235,9 @@ def test_structured_agents_parse_leniently_and_fall_back():
     r = asyncio.run(rewrite_agent.rewrite(llm, Q.question, Q.options, letter="D"))
     assert (r.value, r.fallback) == (Q.options["D"], True)
     # every call asked for JSON mode
-    assert all(req.get("response_format") == {"type": "json_object"} for req in llm.requests)
+    # JSON mode with the role's schema (llama.cpp turns it into a grammar)
+    assert all(req["response_format"]["type"] == "json_object" for req in llm.requests)
+    assert all(req["response_format"]["schema"]["type"] == "object" for req in llm.requests)
 
 
 # ---------------------------------------------------------------- corrective_rag routing

@@ -32,7 +32,7 @@ def test_ballots_follow_the_samples_and_greedy_is_separate():
 def test_resample_answer_reuses_the_greedy_context_without_retrieving_again():
     retr = ListRetriever([doc("d1", "Which sign? a b"), doc("d2", "unrelated text")])
     llm = ScriptedLLM(lambda msgs: "A")
-    st = _run(Deps(llm=llm, retriever=retr), inner="standard_rag", inner_params="k=1", n=4)
+    _run(Deps(llm=llm, retriever=retr), inner="standard_rag", inner_params="k=1", n=4)
     assert len(retr.queries) == 1
     assert all("Which sign? a b" in r["messages"][-1]["content"] for r in llm.requests)
     assert len(llm.requests) == 5

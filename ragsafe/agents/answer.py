@@ -9,8 +9,10 @@ from typing import Any
 from ..llm import LLM, letter_distribution
 from .parse import parse_letter
 
-SYSTEM_PROMPT = ("You are an expert radiologist answering multiple-choice questions. "
-                 "Answer with only the letter of the correct option.")
+SYSTEM_PROMPT = (
+    "You are an expert radiologist answering multiple-choice questions. "
+    "Answer with only the letter of the correct option."
+)
 """The paper's instruction: answer with only the letter."""
 
 USER_TEMPLATE = "{context}Question: {question}\n\nOptions:\n{options}\n\nAnswer:"
@@ -31,8 +33,10 @@ def build_messages(question: str, options: dict[str, str], context: str | None =
     """The paper's prompt: system instruction; user ``{context}\\n\\nQuestion: …\\n\\nOptions:\\nA. …\\n\\nAnswer:``."""
     opts = "\n".join(f"{k}. {v}" for k, v in options.items())
     ctx = f"{context.strip()}\n\n" if context and context.strip() else ""
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": USER_TEMPLATE.format(context=ctx, question=question.strip(), options=opts)}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": USER_TEMPLATE.format(context=ctx, question=question.strip(), options=opts)},
+    ]
 
 
 @dataclasses.dataclass
@@ -46,9 +50,17 @@ class Answer:
     """How the letter was chosen: "parse" (strict text parse) or "logprobs" (argmax over letters)."""
 
 
-async def answer(llm: LLM, question: str, options: dict[str, str], context: str | None = None, *,
-                 mode: str = "generate", max_tokens: int = 10, temperature: float = 0.0,
-                 seed: int | None = None) -> Answer:
+async def answer(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    context: str | None = None,
+    *,
+    mode: str = "generate",
+    max_tokens: int = 10,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Answer:
     """Ask for the letter; parse it strictly; keep the letter distribution when the server gives one.
 
     In ``letter_logprobs`` mode the letter is the most probable valid letter of the first answer
@@ -57,8 +69,9 @@ async def answer(llm: LLM, question: str, options: dict[str, str], context: str 
     """
     letters = list(options)
     messages = build_messages(question, options, context)
-    comp = await llm.chat(messages, temperature=temperature, max_tokens=max_tokens,
-                          top_logprobs=TOP_LOGPROBS, seed=seed)
+    comp = await llm.chat(
+        messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=TOP_LOGPROBS, seed=seed
+    )
     dist = letter_distribution(comp.top_logprobs, letters)
     if mode == "letter_logprobs" and dist:
         letter, source = max(sorted(dist), key=lambda L: dist[L]), "logprobs"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from ..llm import LLM
 from .answer import prompt_hash
-from .structured import Structured, ask_structured
+from .structured import STR, Structured, ask_structured, obj_schema
 
-SYSTEM_PROMPT = ("You break a radiology multiple-choice question into short, self-contained sub-questions, "
-                 "each answerable by looking up one condition, finding, sign or procedure in a reference text. "
-                 'Reply with a JSON object only: {"subquestions": ["...", "..."]}.')
+SYSTEM_PROMPT = (
+    "You break a radiology multiple-choice question into short, self-contained sub-questions, "
+    "each answerable by looking up one condition, finding, sign or procedure in a reference text. "
+    'Reply with a JSON object only: {"subquestions": ["...", "..."]}.'
+)
 """System instruction of every decomposition call."""
 
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nWrite at most {n} sub-questions."
@@ -48,8 +50,16 @@ def parse_subquestions(obj: dict, n: int) -> list[str]:
     return list(out.values())[:n]
 
 
-async def decompose(llm: LLM, question: str, options: dict[str, str], *, n: int = 3, max_tokens: int = 160,
-                    temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def decompose(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    *,
+    n: int = 3,
+    max_tokens: int = 160,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Ask for at most ``n`` sub-questions.
 
     Args:
@@ -68,9 +78,19 @@ async def decompose(llm: LLM, question: str, options: dict[str, str], *, n: int 
         >>> asyncio.run(decompose(llm, q.question, q.options, n=2)).value  # doctest: +SKIP
         ['What does a giant bulla look like on a radiograph?', 'When is CT needed before a chest drain?']
     """
-    user = USER_TEMPLATE.format(question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()),
-                                n=n)
-    s = await ask_structured(llm, SYSTEM_PROMPT, user, validate=lambda obj: parse_subquestions(obj, n),
-                             fallback=[], max_tokens=max_tokens, temperature=temperature, seed=seed)
+    user = USER_TEMPLATE.format(
+        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), n=n
+    )
+    s = await ask_structured(
+        llm,
+        SYSTEM_PROMPT,
+        user,
+        validate=lambda obj: parse_subquestions(obj, n),
+        fallback=[],
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema({"subquestions": {"type": "array", "items": STR, "maxItems": max(n, 1)}}),
+    )
     s.prompt_hash = PROMPT_HASH
     return s

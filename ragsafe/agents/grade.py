@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from ..llm import LLM
 from .answer import prompt_hash
-from .structured import Structured, ask_structured
+from .structured import Structured, ask_structured, obj_schema
 
-SYSTEM_PROMPT = ("You check passages retrieved from a radiology reference. A passage is relevant when it "
-                 "gives information about the condition, finding, sign or procedure the question asks about, "
-                 "so that it helps to choose between the options. "
-                 'Reply with a JSON object only: {"relevant": true} or {"relevant": false}.')
+SYSTEM_PROMPT = (
+    "You check passages retrieved from a radiology reference. A passage is relevant when it "
+    "gives information about the condition, finding, sign or procedure the question asks about, "
+    "so that it helps to choose between the options. "
+    'Reply with a JSON object only: {"relevant": true} or {"relevant": false}.'
+)
 """System instruction of every grading call."""
 
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nIs the passage relevant?"
@@ -35,8 +37,17 @@ def _verdict(obj: dict) -> bool:
     raise ValueError(f'"relevant" must be true or false, got {value!r}')
 
 
-async def grade(llm: LLM, question: str, options: dict[str, str], passage: str, *, fallback: bool = True,
-                max_tokens: int = 20, temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def grade(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    passage: str,
+    *,
+    fallback: bool = True,
+    max_tokens: int = 20,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Grade one passage.
 
     Args:
@@ -56,9 +67,19 @@ async def grade(llm: LLM, question: str, options: dict[str, str], passage: str, 
         >>> asyncio.run(grade(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         True
     """
-    user = USER_TEMPLATE.format(question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()),
-                                passage=passage.strip())
-    s = await ask_structured(llm, SYSTEM_PROMPT, user, validate=_verdict, fallback=fallback,
-                             max_tokens=max_tokens, temperature=temperature, seed=seed)
+    user = USER_TEMPLATE.format(
+        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), passage=passage.strip()
+    )
+    s = await ask_structured(
+        llm,
+        SYSTEM_PROMPT,
+        user,
+        validate=_verdict,
+        fallback=fallback,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema({"relevant": {"type": "boolean"}}),
+    )
     s.prompt_hash = PROMPT_HASH
     return s

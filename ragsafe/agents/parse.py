@@ -49,16 +49,18 @@ def parse_letter(text: str | None, letters: list[str] | str) -> str | None:
     if m:
         return m.group(1) if m.group(1) in valid else None
     # 2. cue phrases: "answer: B", "answer is (B)", "option B", "choice: B"
-    cue = re.compile(r"\b(?:answer|option|choice|letter)\s*(?:is|would be|:|-)?\s*[:\-]?\s*[\(\[\*]*([A-Za-z])[\)\]\*]*(?![A-Za-z])",
-                     flags=re.I)
+    cue = re.compile(
+        r"\b(?:answer|option|choice|letter)\s*(?:is|would be|:|-)?\s*[:\-]?\s*[\(\[\*]*([A-Za-z])[\)\]\*]*(?![A-Za-z])",
+        flags=re.I,
+    )
     found = set()
     for m in cue.finditer(t):
-        letter, after = m.group(1), t[m.end():m.end() + 1]
+        letter, after = m.group(1), t[m.end() : m.end() + 1]
         # a lower-case letter after a cue counts only when nothing word-like follows ("answer: b."),
         # so "the answer is a subdural haematoma" stays unparsed
         if letter.islower() and after and not re.match(r"[.)\]:,;!\s]", after):
             continue
-        if letter.islower() and re.match(r"\s+[a-z]", t[m.end():]):
+        if letter.islower() and re.match(r"\s+[a-z]", t[m.end() :]):
             continue
         found.add(letter.upper())
     found = {f for f in found if f in valid}
@@ -66,7 +68,7 @@ def parse_letter(text: str | None, letters: list[str] | str) -> str | None:
     m = re.match(r"[\*_`\s]*[\(\[]?([A-Z])(?:[\)\]][\s.:]*|[.:](?:\s|$)|\s*-\s)", t)
     if m and m.group(1) in valid:
         found.add(m.group(1))
-        rest = t[m.end():]
+        rest = t[m.end() :]
         # an enumeration of options ("A. x B. y") is not a choice
         if {x for x in re.findall(r"(?<![A-Za-z])([A-Z])[.)](?:\s|$)", rest) if x in valid and x != m.group(1)}:
             return None

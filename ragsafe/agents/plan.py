@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any
 
 from ..llm import LLM
-from .structured import Structured, ask_structured
+from .structured import STR, Structured, ask_structured, obj_schema
 from .verify import format_options
 
 PLAN_SYSTEM = (
@@ -23,12 +23,7 @@ PLAN_SYSTEM = (
 )
 """System prompt of the supervisor (the reply shape is part of the prompt)."""
 
-PLAN_USER = (
-    "Plan the research for this question.\n\n"
-    "Question: {question}\n\n"
-    "Options:\n{options}\n\n"
-    "JSON:"
-)
+PLAN_USER = "Plan the research for this question.\n\nQuestion: {question}\n\nOptions:\n{options}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
 
 CONTRA_SUFFIX = "differential diagnosis, mimics and features against"
@@ -88,8 +83,16 @@ def validator(question: str, options: dict[str, str], max_options: int | None = 
     return validate
 
 
-async def plan(llm: LLM, question: str, options: dict[str, str], *, max_options: int | None = None,
-               max_tokens: int = 200, temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def plan(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    *,
+    max_options: int | None = None,
+    max_tokens: int = 200,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Ask the supervisor for a research plan; ``.value`` is always a :class:`Plan`.
 
     Args:
@@ -100,6 +103,19 @@ async def plan(llm: LLM, question: str, options: dict[str, str], *, max_options:
         max_tokens: cap on the JSON reply.
     """
     user = PLAN_USER.format(question=question.strip(), options=format_options(options))
-    return await ask_structured(llm, PLAN_SYSTEM, user, validate=validator(question, options, max_options),
-                                fallback=all_options(question, options), max_tokens=max_tokens,
-                                temperature=temperature, seed=seed)
+    return await ask_structured(
+        llm,
+        PLAN_SYSTEM,
+        user,
+        validate=validator(question, options, max_options),
+        fallback=all_options(question, options),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema(
+            {
+                "options": {"type": "array", "items": {"enum": list(options)}},
+                "queries": {"type": "object", "additionalProperties": STR},
+            }
+        ),
+    )

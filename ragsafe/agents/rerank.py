@@ -11,11 +11,13 @@ import math
 
 from ..llm import LLM
 from .answer import prompt_hash
-from .structured import Structured, ask_structured
+from .structured import Structured, ask_structured, obj_schema
 
-SYSTEM_PROMPT = ("You rate passages retrieved from a radiology reference by how useful they are for answering "
-                 "a multiple-choice question: 0 means unrelated, 10 means the passage settles the answer. "
-                 'Reply with a JSON object only: {"score": <integer 0-10>}.')
+SYSTEM_PROMPT = (
+    "You rate passages retrieved from a radiology reference by how useful they are for answering "
+    "a multiple-choice question: 0 means unrelated, 10 means the passage settles the answer. "
+    'Reply with a JSON object only: {"score": <integer 0-10>}.'
+)
 """System instruction of every scoring call."""
 
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nScore (0-10):"
@@ -35,8 +37,16 @@ def _score(obj: dict) -> float:
     return x
 
 
-async def score(llm: LLM, question: str, options: dict[str, str], passage: str, *, max_tokens: int = 20,
-                temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def score(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    passage: str,
+    *,
+    max_tokens: int = 20,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Score one passage.
 
     Args:
@@ -55,9 +65,19 @@ async def score(llm: LLM, question: str, options: dict[str, str], passage: str, 
         >>> asyncio.run(score(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         8.0
     """
-    user = USER_TEMPLATE.format(question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()),
-                                passage=passage.strip())
-    s = await ask_structured(llm, SYSTEM_PROMPT, user, validate=_score, fallback=NEUTRAL_SCORE,
-                             max_tokens=max_tokens, temperature=temperature, seed=seed)
+    user = USER_TEMPLATE.format(
+        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), passage=passage.strip()
+    )
+    s = await ask_structured(
+        llm,
+        SYSTEM_PROMPT,
+        user,
+        validate=_score,
+        fallback=NEUTRAL_SCORE,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema({"score": {"type": "integer", "minimum": 0, "maximum": 10}}),
+    )
     s.prompt_hash = PROMPT_HASH
     return s

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from ..llm import LLM
 from .answer import prompt_hash
-from .structured import Structured, ask_structured
+from .structured import STR, Structured, ask_structured, obj_schema
 
-SYSTEM_PROMPT = ("You write search queries for a radiology reference library. A good query is short "
-                 "(5 to 15 words) and names the findings, diagnoses, signs or procedures to look up. "
-                 'Reply with a JSON object only: {"query": "<search query>"}.')
+SYSTEM_PROMPT = (
+    "You write search queries for a radiology reference library. A good query is short "
+    "(5 to 15 words) and names the findings, diagnoses, signs or procedures to look up. "
+    'Reply with a JSON object only: {"query": "<search query>"}.'
+)
 """System instruction of every rewrite call."""
 
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\n{history}{task}"
@@ -27,8 +29,9 @@ FEEDBACK_TEMPLATE = "The passages these queries found were judged not relevant: 
 TASK_QUESTION = "Write one new search query that finds the evidence needed to choose the correct option."
 TASK_OPTION = "Write one search query that finds evidence for or against option {letter}: {option}"
 
-PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE, HISTORY_TEMPLATE, FOUND_TEMPLATE, FEEDBACK_TEMPLATE,
-                          TASK_QUESTION, TASK_OPTION)
+PROMPT_HASH = prompt_hash(
+    SYSTEM_PROMPT, USER_TEMPLATE, HISTORY_TEMPLATE, FOUND_TEMPLATE, FEEDBACK_TEMPLATE, TASK_QUESTION, TASK_OPTION
+)
 MAX_QUERY_CHARS = 300
 
 
@@ -53,22 +56,38 @@ def _query(obj: dict) -> str:
     return " ".join(value.split())[:MAX_QUERY_CHARS]
 
 
-def build_user(question: str, options: dict[str, str], *, letter: str | None = None,
-               previous: list[str] = (), found_titles: list[str] = (), judged_irrelevant: bool = False) -> str:
+def build_user(
+    question: str,
+    options: dict[str, str],
+    *,
+    letter: str | None = None,
+    previous: list[str] = (),
+    found_titles: list[str] = (),
+    judged_irrelevant: bool = False,
+) -> str:
     """The user message (see :data:`USER_TEMPLATE`)."""
     history = ""
     if previous:
         titles = ", ".join(dict.fromkeys(t for t in found_titles if t))
-        found = ((FEEDBACK_TEMPLATE if judged_irrelevant else FOUND_TEMPLATE).format(titles=titles)
-                 if titles else "")
+        found = (FEEDBACK_TEMPLATE if judged_irrelevant else FOUND_TEMPLATE).format(titles=titles) if titles else ""
         history = HISTORY_TEMPLATE.format(queries="\n".join(f"- {q}" for q in previous), found=found)
     task = TASK_OPTION.format(letter=letter, option=options[letter]) if letter is not None else TASK_QUESTION
     return USER_TEMPLATE.format(question=question.strip(), options=_options(options), history=history, task=task)
 
 
-async def rewrite(llm: LLM, question: str, options: dict[str, str], *, letter: str | None = None,
-                  previous: list[str] = (), found_titles: list[str] = (), judged_irrelevant: bool = False,
-                  max_tokens: int = 64, temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def rewrite(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    *,
+    letter: str | None = None,
+    previous: list[str] = (),
+    found_titles: list[str] = (),
+    judged_irrelevant: bool = False,
+    max_tokens: int = 64,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Ask for one search query.
 
     Args:
@@ -91,10 +110,24 @@ async def rewrite(llm: LLM, question: str, options: dict[str, str], *, letter: s
         >>> s.value, s.fallback  # doctest: +SKIP
         ('giant bulla versus pneumothorax CT', False)
     """
-    user = build_user(question, options, letter=letter, previous=list(previous), found_titles=list(found_titles),
-                      judged_irrelevant=judged_irrelevant)
-    s = await ask_structured(llm, SYSTEM_PROMPT, user, validate=_query,
-                             fallback=fallback_query(question, options, letter),
-                             max_tokens=max_tokens, temperature=temperature, seed=seed)
+    user = build_user(
+        question,
+        options,
+        letter=letter,
+        previous=list(previous),
+        found_titles=list(found_titles),
+        judged_irrelevant=judged_irrelevant,
+    )
+    s = await ask_structured(
+        llm,
+        SYSTEM_PROMPT,
+        user,
+        validate=_query,
+        fallback=fallback_query(question, options, letter),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema({"query": STR}),
+    )
     s.prompt_hash = PROMPT_HASH
     return s

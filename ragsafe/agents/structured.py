@@ -18,6 +18,15 @@ from .answer import prompt_hash as _hash
 JSON_MODE = {"type": "json_object"}
 
 
+def obj_schema(required: dict[str, dict], optional: dict[str, dict] | None = None) -> dict:
+    """A closed JSON-Schema object with these properties."""
+    props = {**required, **(optional or {})}
+    return {"type": "object", "properties": props, "required": list(required), "additionalProperties": False}
+
+
+STR = {"type": "string", "maxLength": 200}
+
+
 def _balanced_objects(text: str):
     depth, start = 0, None
     in_str = esc = False
@@ -39,7 +48,7 @@ def _balanced_objects(text: str):
         elif ch == "}" and depth:
             depth -= 1
             if depth == 0 and start is not None:
-                yield text[start:i + 1]
+                yield text[start : i + 1]
 
 
 def parse_json_reply(text: str | None) -> dict | None:
@@ -70,25 +79,62 @@ class Structured:
 
     def trace(self, role: str) -> dict[str, Any]:
         c = self.call
-        info = {"role": role, "prompt_hash": self.prompt_hash, "output": self.value,
-                "llm_calls": [{k: c.get(k) for k in ("model", "prompt_tokens", "completion_tokens", "latency_s",
-                                                      "attempts", "cached", "finish_reason", "text")}]}
+        info = {
+            "role": role,
+            "prompt_hash": self.prompt_hash,
+            "output": self.value,
+            "llm_calls": [
+                {
+                    k: c.get(k)
+                    for k in (
+                        "model",
+                        "prompt_tokens",
+                        "completion_tokens",
+                        "latency_s",
+                        "attempts",
+                        "cached",
+                        "finish_reason",
+                        "text",
+                    )
+                }
+            ],
+        }
         if self.fallback:
             info["fallback"] = True
             info["fallback_reason"] = self.reason
         return info
 
 
-async def ask_structured(llm: LLM, system: str, user: str, *, validate: Callable[[dict], Any], fallback: Any,
-                         max_tokens: int = 200, temperature: float = 0.0, seed: int | None = None,
-                         prompt_hash: str | None = None) -> Structured:
+async def ask_structured(
+    llm: LLM,
+    system: str,
+    user: str,
+    *,
+    validate: Callable[[dict], Any],
+    fallback: Any,
+    max_tokens: int = 200,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    prompt_hash: str | None = None,
+    schema: dict | None = None,
+) -> Structured:
     """One JSON-mode call. ``validate(obj)`` returns the clean value or raises ValueError.
+
+    ``schema`` (a JSON Schema) is sent inside ``response_format``; llama.cpp's server turns it into
+    a grammar, so even a 135M model returns the shape asked for. A server that refuses it is asked
+    again without ``response_format`` (see :meth:`ragsafe.llm.LLM.chat`) and the lenient parser and
+    the recorded fallback take over.
 
     ``prompt_hash`` names the prompt template in the trace (pass the role's module hash so it stays
     the same across questions); by default it is derived from the system prompt.
     """
-    comp = await llm.chat([{"role": "system", "content": system}, {"role": "user", "content": user}],
-                          temperature=temperature, max_tokens=max_tokens, response_format=JSON_MODE, seed=seed)
+    comp = await llm.chat(
+        [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        temperature=temperature,
+        max_tokens=max_tokens,
+        seed=seed,
+        response_format={**JSON_MODE, "schema": schema} if schema else JSON_MODE,
+    )
     h = prompt_hash or _hash(system)
     obj = parse_json_reply(comp.text)
     if obj is None:

@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from ..llm import LLM
-from .structured import Structured, ask_structured
+from .structured import STR, Structured, ask_structured, obj_schema
 
 SYNTH_SYSTEM = (
     "You write a short research report for a multiple-choice radiology question from research notes "
@@ -23,12 +23,7 @@ SYNTH_SYSTEM = (
 )
 """System prompt of the synthesizer (the reply shape is part of the prompt)."""
 
-SYNTH_USER = (
-    "Write the report from these research notes.\n\n"
-    "Question: {question}\n\n"
-    "Research notes:\n{notes}\n\n"
-    "JSON:"
-)
+SYNTH_USER = "Write the report from these research notes.\n\nQuestion: {question}\n\nResearch notes:\n{notes}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
 
 REPORT_TITLE = "Research report"
@@ -67,14 +62,17 @@ def _evidence_lines(n: OptionNotes, excerpt_chars: int) -> list[str]:
 def format_notes(notes: list[OptionNotes], excerpt_chars: int = 300) -> str:
     lines = []
     for n in notes:
-        lines.append(f"Option {n.letter}. {n.text} — research verdict: {n.verdict}"
-                     + (f" ({_clip(n.reason, 200)})" if n.reason else ""))
+        lines.append(
+            f"Option {n.letter}. {n.text} — research verdict: {n.verdict}"
+            + (f" ({_clip(n.reason, 200)})" if n.reason else "")
+        )
         lines += _evidence_lines(n, excerpt_chars)
     return "\n".join(lines) if lines else "(no option was researched)"
 
 
-def render_report(notes: list[OptionNotes], synthesis: Synthesis | None, *, excerpt_chars: int = 300,
-                  max_chars: int = 2400) -> str:
+def render_report(
+    notes: list[OptionNotes], synthesis: Synthesis | None, *, excerpt_chars: int = 300, max_chars: int = 2400
+) -> str:
     """The report the answerer reads: per option a verdict, a finding and evidence; then a summary."""
     findings = synthesis.findings if synthesis else {}
     lines = [REPORT_TITLE]
@@ -109,8 +107,16 @@ def validator(letters: list[str]):
     return validate
 
 
-async def synthesize(llm: LLM, question: str, notes: list[OptionNotes], *, excerpt_chars: int = 300,
-                     max_tokens: int = 250, temperature: float = 0.0, seed: int | None = None) -> Structured:
+async def synthesize(
+    llm: LLM,
+    question: str,
+    notes: list[OptionNotes],
+    *,
+    excerpt_chars: int = 300,
+    max_tokens: int = 250,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Ask for findings and a summary; ``.value`` is a :class:`Synthesis` or None (the fallback).
 
     Args:
@@ -121,5 +127,14 @@ async def synthesize(llm: LLM, question: str, notes: list[OptionNotes], *, excer
         max_tokens: cap on the JSON reply (keeps the report short).
     """
     user = SYNTH_USER.format(question=question.strip(), notes=format_notes(notes, excerpt_chars))
-    return await ask_structured(llm, SYNTH_SYSTEM, user, validate=validator([n.letter for n in notes]),
-                                fallback=None, max_tokens=max_tokens, temperature=temperature, seed=seed)
+    return await ask_structured(
+        llm,
+        SYNTH_SYSTEM,
+        user,
+        validate=validator([n.letter for n in notes]),
+        fallback=None,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema({"findings": {"type": "object", "additionalProperties": STR}, "summary": STR}),
+    )

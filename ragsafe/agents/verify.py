@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from ..llm import LLM
-from .structured import Structured, ask_structured
+from .structured import STR, Structured, ask_structured, obj_schema
 
 VERDICTS = ("supported", "contradicted", "insufficient")
 
@@ -45,10 +45,21 @@ VERIFY_USER = (
 """User message. The first line is fixed, so the recorded prompt hash identifies the template."""
 
 FALLBACK_VERDICT = "insufficient"
-_SYNONYMS = {"support": "supported", "supports": "supported", "yes": "supported", "true": "supported",
-             "refuted": "contradicted", "refutes": "contradicted", "contradicts": "contradicted",
-             "no": "contradicted", "false": "contradicted", "unknown": "insufficient", "unclear": "insufficient",
-             "not enough": "insufficient", "uncertain": "insufficient"}
+_SYNONYMS = {
+    "support": "supported",
+    "supports": "supported",
+    "yes": "supported",
+    "true": "supported",
+    "refuted": "contradicted",
+    "refutes": "contradicted",
+    "contradicts": "contradicted",
+    "no": "contradicted",
+    "false": "contradicted",
+    "unknown": "insufficient",
+    "unclear": "insufficient",
+    "not enough": "insufficient",
+    "uncertain": "insufficient",
+}
 
 
 def format_options(options: dict[str, str]) -> str:
@@ -79,9 +90,14 @@ class Verdict:
     query: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reason": self.reason, "alternative": self.alternative,
-                "supporting": list(self.supporting), "contradicting": list(self.contradicting),
-                "query": self.query}
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "alternative": self.alternative,
+            "supporting": list(self.supporting),
+            "contradicting": list(self.contradicting),
+            "query": self.query,
+        }
 
 
 def _norm_verdict(value: Any) -> str:
@@ -117,17 +133,30 @@ def validator(letters: list[str], letter: str, n_evidence: int):
         verdict = _norm_verdict(obj["verdict"])
         alt = str(obj.get("alternative") or "").strip().strip(".()").upper()
         alt = alt if alt in letters and alt != letter else None
-        return Verdict(verdict=verdict, reason=" ".join(str(obj.get("reason") or "").split())[:300],
-                       alternative=alt, supporting=_numbers(obj.get("supporting"), n_evidence),
-                       contradicting=_numbers(obj.get("contradicting"), n_evidence),
-                       query=" ".join(str(obj.get("query") or "").split())[:200])
+        return Verdict(
+            verdict=verdict,
+            reason=" ".join(str(obj.get("reason") or "").split())[:300],
+            alternative=alt,
+            supporting=_numbers(obj.get("supporting"), n_evidence),
+            contradicting=_numbers(obj.get("contradicting"), n_evidence),
+            query=" ".join(str(obj.get("query") or "").split())[:200],
+        )
 
     return validate
 
 
-async def verify(llm: LLM, question: str, options: dict[str, str], letter: str, evidence: list[Document], *,
-                 evidence_chars: int | None = 800, max_tokens: int = 120, temperature: float = 0.0,
-                 seed: int | None = None) -> Structured:
+async def verify(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    letter: str,
+    evidence: list[Document],
+    *,
+    evidence_chars: int | None = 800,
+    max_tokens: int = 120,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> Structured:
     """Ask whether ``evidence`` supports option ``letter``; ``.value`` is always a :class:`Verdict`.
 
     Args:
@@ -144,12 +173,32 @@ async def verify(llm: LLM, question: str, options: dict[str, str], letter: str, 
         >>> s.value.verdict, s.fallback                                # doctest: +SKIP
         ('supported', False)
     """
-    user = VERIFY_USER.format(evidence=format_evidence(evidence, evidence_chars), question=question.strip(),
-                              options=format_options(options), letter=letter, option=options.get(letter, ""))
-    return await ask_structured(llm, VERIFY_SYSTEM, user,
-                                validate=validator(list(options), letter, len(evidence)),
-                                fallback=Verdict(FALLBACK_VERDICT, reason="unparsed verifier reply"),
-                                max_tokens=max_tokens, temperature=temperature, seed=seed)
+    user = VERIFY_USER.format(
+        evidence=format_evidence(evidence, evidence_chars),
+        question=question.strip(),
+        options=format_options(options),
+        letter=letter,
+        option=options.get(letter, ""),
+    )
+    return await ask_structured(
+        llm,
+        VERIFY_SYSTEM,
+        user,
+        validate=validator(list(options), letter, len(evidence)),
+        fallback=Verdict(FALLBACK_VERDICT, reason="unparsed verifier reply"),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        schema=obj_schema(
+            {"verdict": {"enum": list(VERDICTS)}, "reason": STR},
+            {
+                "alternative": {"type": "string", "maxLength": 1},
+                "supporting": {"type": "array", "items": {"type": "integer"}},
+                "contradicting": {"type": "array", "items": {"type": "integer"}},
+                "query": STR,
+            },
+        ),
+    )
 
 
 def trace(s: Structured, role: str = "verify", **extra) -> dict[str, Any]:
