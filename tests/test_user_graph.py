@@ -54,8 +54,11 @@ def test_user_graph_module_runs_end_to_end(tmp_path, llm_server, demo_store):
     assert len(recs) == 2 and all(r["variant"] == "my_options_rag[k=2]" for r in recs)
     assert all(len(r["retrieved"]) == 2 for r in recs)
     # the user's graph searched with the options appended, as its file says
-    assert all(all(v in r["queries"][0] for v in r["messages"][-1]["content"].split("Options:\n")[1]
-                   .split("\n\nAnswer:")[0].replace("A. ", "").replace("B. ", "").replace("C. ", "")
-                   .replace("D. ", "").replace("E. ", "").split("\n")) for r in recs)
+    from ragsafe.corpora.benchmark import load_benchmark
+
+    qs = {q.id: q for q in load_benchmark("demo").questions}
+    for r in recs:
+        q = qs[r["question_id"]]
+        assert r["queries"] == [q.question + " " + " ".join(q.options.values())]
     run = json.loads((run_dir / "run.json").read_text())
     assert run["variants"]["my_options_rag[k=2]"]["params"] == {"k": 2}
