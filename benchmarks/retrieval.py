@@ -92,7 +92,15 @@ def ragsafe_arm(path: Path, docs, emb, queries, k: int):
         t = time.perf_counter()
         store.query(q, k)
         lat.append(time.perf_counter() - t)
-    return len(docs) / ingest, lat
+    # the same store with its collection count held instead of asked on every query (a proposed fix)
+    n = store.count()
+    store.count = lambda: n
+    lat_fix = []
+    for q in queries:
+        t = time.perf_counter()
+        store.query(q, k)
+        lat_fix.append(time.perf_counter() - t)
+    return len(docs) / ingest, lat, lat_fix
 
 
 def direct_arm(path: Path, docs, emb, queries, k: int):
@@ -161,10 +169,14 @@ def main() -> int:
         d50 = median([pct(r[1], 50) for r in res["direct"]]) * 1000
         r95 = median([pct(r[1], 95) for r in res["ragsafe"]]) * 1000
         d95 = median([pct(r[1], 95) for r in res["direct"]]) * 1000
+        f50 = median([pct(r[2], 50) for r in res["ragsafe"]]) * 1000
+        f95 = median([pct(r[2], 95) for r in res["ragsafe"]]) * 1000
         rows.append([f"{n:,}", f"{r_rate:,.0f}", f"{d_rate:,.0f}", f"{r_rate / d_rate:.2f}",
-                     f"{r50:.2f} / {r95:.2f}", f"{d50:.2f} / {d95:.2f}", f"{d50 / r50:.2f} / {d95 / r95:.2f}"])
+                     f"{r50:.2f} / {r95:.2f}", f"{d50:.2f} / {d95:.2f}", f"{d50 / r50:.2f} / {d95 / r95:.2f}",
+                     f"{f50:.2f} / {f95:.2f} ({d50 / f50:.2f} / {d95 / f95:.2f})"])
     table(["chunks", "ingest ragsafe chunks/s", "ingest direct chunks/s", "ingest ratio",
-           "query ragsafe p50/p95 ms", "query direct p50/p95 ms", "query ratio p50/p95"], rows)
+           "query ragsafe p50/p95 ms", "query direct p50/p95 ms", "query ratio p50/p95",
+           "query ragsafe, count held: p50/p95 ms (ratio)"], rows)
     print(f"embedding itself (all-MiniLM-L6-v2, CPU, batch 64, the {len(base_docs)} demo chunks): "
           f"{embed_rate:,.0f} chunks/s; the same cost in both arms, so excluded from the ingest figures "
           f"(at this rate 100,000 chunks take {100_000 / embed_rate / 60:.0f} min to embed)")
