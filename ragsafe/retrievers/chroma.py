@@ -63,10 +63,12 @@ class ChromaStore:
             name, embedding_function=None,
             metadata={"hnsw:space": "cosine", "embedder": self.embedder.name, "ragsafe": "1"})
         self.last_ingest: dict[str, Any] = {}
+        self._size: int | None = None
 
     def ingest(self, chunks: list[Document], batch: int = 256) -> dict[str, int]:
         """Add new/changed chunks, delete vanished ones; returns counts (embedded=0 when unchanged)."""
         t0 = time.perf_counter()
+        self._size = None
         existing = self.collection.get(include=["metadatas"])
         have = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"])}
         want = {c.metadata["chunk_id"]: c for c in chunks}
@@ -100,7 +102,11 @@ class ChromaStore:
         return self.query_vector(vec, k)
 
     def query_vector(self, vec: list[float], k: int) -> list[Document]:
-        n = self.count()
+        # the size is read once per ingest, not per query: a count() round trip per query would
+        # double query latency against a Chroma server
+        if self._size is None:
+            self._size = self.count()
+        n = self._size
         if n == 0:
             raise RuntimeError(f"Chroma collection {self.name!r} is empty; build it with `ragsafe index`")
         res = self.collection.query(query_embeddings=[vec], n_results=min(k, n),
