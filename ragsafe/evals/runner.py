@@ -37,7 +37,6 @@ from ..corpora.chunking import ChunkParams
 from ..graphs import Deps, graphs, load_graph_module
 from ..graphs.base import GraphSpec
 from ..llm import LLM
-from .score import summarize
 from .store import RunStore
 
 EVIDENCE_NEEDS = {"clean_evidence": "evidence_clean", "conflict_evidence": "evidence_conflict",
@@ -798,25 +797,8 @@ def pick_reporter(progress: Callable[[str], None] = log, *, per_question: bool =
 
 def score_run(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None,
               seed: int | None = None) -> dict:
-    """Recompute ``summary.json`` from ``samples.jsonl`` (no LLM call)."""
-    store = RunStore(run_dir)
-    run_rec = store.read_run()
-    bench = load_benchmark(run_rec["benchmark"]["spec"])
-    if bench.content_hash() != run_rec["benchmark"]["hash"]:
-        log(f"warning: benchmark {run_rec['benchmark']['spec']!r} changed since this run; scoring against "
-            f"its current labels")
-    by_id = {q.id: q for q in bench.questions}
-    missing = [i for i in run_rec["question_ids"] if i not in by_id]
-    if missing:
-        raise ConfigError(f"{run_dir}: questions {missing[:5]} are no longer in benchmark "
-                          f"{run_rec['benchmark']['spec']!r}")
-    questions = [by_id[i] for i in run_rec["question_ids"]]
-    B = B or run_rec["config"].get("bootstrap_B", 1000)
-    seed = run_rec["config"].get("bootstrap_seed", 42) if seed is None else seed
-    summary = summarize(store.samples(), questions, list(run_rec["variants"]), B=B, seed=seed,
-                        allow_errors=allow_errors)
-    summary["run"] = {"path": str(run_dir), "config_hash": run_rec["config_hash"],
-                      "model": run_rec["endpoint"]["model"], "benchmark": run_rec["benchmark"]["spec"]}
-    summary["scored_with"] = _score_stamp(store, allow_errors)
-    store.write_summary(summary)
-    return summary
+    """Recompute ``summary.json`` from ``samples.jsonl`` (no LLM call): every SaFE-Scale metric,
+    paired tests, attribution (with chunk texts rebuilt offline from the run's corpus)."""
+    from .score import score_run_dir
+
+    return score_run_dir(run_dir, allow_errors=allow_errors, B=B, seed=seed)

@@ -29,7 +29,11 @@ def load_graph_module(spec: str) -> None:
     if p.suffix == ".py":
         if not p.exists():
             raise FileNotFoundError(f"--graph-module {spec}: no such file")
-        name = f"ragsafe_user_graphs_{abs(hash(str(p.resolve())))}"
+        import hashlib
+
+        name = "ragsafe_user_graphs_" + hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:12]
+        if name in sys.modules:  # loaded already: its graphs are registered
+            return
         mod_spec = importlib.util.spec_from_file_location(name, p)
         module = importlib.util.module_from_spec(mod_spec)
         sys.modules[name] = module
