@@ -90,7 +90,7 @@ async def decompose(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        prompt_hash=PROMPT_HASH,
         schema=obj_schema({"subquestions": {"type": "array", "items": STR, "maxItems": max(n, 1)}}),
     )
-    s.prompt_hash = PROMPT_HASH
     return s

@@ -79,7 +79,7 @@ async def grade(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        prompt_hash=PROMPT_HASH,
         schema=obj_schema({"relevant": {"type": "boolean"}}),
     )
-    s.prompt_hash = PROMPT_HASH
     return s

@@ -77,7 +77,7 @@ async def score(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        prompt_hash=PROMPT_HASH,
         schema=obj_schema({"score": {"type": "integer", "minimum": 0, "maximum": 10}}),
     )
-    s.prompt_hash = PROMPT_HASH
     return s

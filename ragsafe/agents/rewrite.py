@@ -127,7 +127,7 @@ async def rewrite(
         max_tokens=max_tokens,
         temperature=temperature,
         seed=seed,
+        prompt_hash=PROMPT_HASH,
         schema=obj_schema({"query": STR}),
     )
-    s.prompt_hash = PROMPT_HASH
     return s
