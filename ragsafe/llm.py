@@ -252,6 +252,7 @@ class LLM:
             raise ValueError(f"http={self.http!r}: choose 'aiohttp' or 'openai'")
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, Any, Any]] = {}
+        self._proxies: dict[str, str | None] = {}
         self._pending: dict[str, asyncio.Future] = {}
         self.calls = 0
         """Completions answered by the server (one per request, whatever its attempts)."""
@@ -433,7 +434,7 @@ class LLM:
         endpoint = f"{url}/chat/completions"
         session = await self._session(url)
         try:
-            async with session.post(endpoint, data=json.dumps(request).encode()) as r:
+            async with session.post(endpoint, data=json.dumps(request).encode(), proxy=self._proxies.get(url)) as r:
                 raw = await r.read()
                 status, headers = r.status, dict(r.headers)
         except asyncio.TimeoutError:
@@ -460,9 +461,12 @@ class LLM:
         loop = asyncio.get_running_loop()
         held = self._sessions.get(url)
         if held is None or held[0] is not loop or held[1].closed:
+            self._proxies[url] = _env_proxy(url)
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),  # the gate bounds requests in flight
-                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True,
+                # trust_env would look up proxy variables and ~/.netrc on a worker thread for every
+                # request (two thread hops each): the proxy is looked up once per URL instead
+                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False,
                 headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
             keeper = _close_at_loop_end(session)
             await keeper.__anext__()
@@ -478,6 +482,17 @@ class LLM:
             if owner is loop:
                 await keeper.aclose()
         self._sessions.clear()
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY…) names for ``url``, or None."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 async def _close_at_loop_end(session):

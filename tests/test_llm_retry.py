@@ -165,3 +165,17 @@ def test_logprobs_are_parsed_and_a_refusal_falls_back_once():
         comp = chat(llm, top_logprobs=4)
         assert comp.top_logprobs is None and comp.text and llm.logprobs_supported is False
         assert srv.requests == 2 and llm.failed_attempts == 0
+
+
+def test_requests_honour_the_proxy_environment(monkeypatch):
+    """HTTP_PROXY routes requests through the proxy (looked up once per URL, not per request);
+    NO_PROXY sends them straight to the endpoint."""
+    with FaultServer() as endpoint, FaultServer() as proxy:
+        for var in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+        chat(LLM(endpoint.base_url, "fake"))
+        assert proxy.answered == 1 and endpoint.requests == 0
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        chat(LLM(endpoint.base_url, "fake"))
+        assert endpoint.answered == 1 and proxy.answered == 1
