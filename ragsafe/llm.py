@@ -122,12 +122,22 @@ class _Wait:
         self.initial = initial
         self.maximum = maximum
 
-    def __call__(self, state: RetryCallState) -> float:
-        n = max(state.attempt_number, 1)
+    def delay(self, failed: int, exc: BaseException | None) -> float:
+        """Wait after the ``failed``-th failed attempt (1-based)."""
+        n = max(failed, 1)
         base = min(self.initial * 2 ** (n - 1) + random.uniform(0, self.initial), self.maximum)
-        exc = state.outcome.exception() if state.outcome else None
         ra = _retry_after(exc)
         return max(base, ra) if ra is not None else base
+
+    def after_first(self, state: RetryCallState) -> float:
+        """tenacity's wait for the retries: its attempt k is the request's attempt k + 1."""
+        return self.delay(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
+
+@dataclasses.dataclass
+class _Tries:
+    n: int = 0
+    last_url: str | None = None
 
 
 class Gate:
@@ -376,36 +386,32 @@ class LLM:
             waiter.set_result(value)
 
     async def _call(self, request: dict[str, Any]) -> Completion:
-        attempts = 0
-        last_url: str | None = None
+        tries = _Tries()
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
-                                               retry=retry_if_exception(_retryable), reraise=True):
-                with attempt:
-                    attempts += 1
-                    url = await self.gate.acquire(avoid=last_url)
-                    last_url = url
-                    try:
-                        t0 = time.perf_counter()
-                        resp = await self._send(url, request)
-                        latency = time.perf_counter() - t0
-                        if not _get(resp, "choices"):
-                            raise EmptyResponse(f"{url} returned no choices")
-                    except BaseException as e:
-                        if _retryable(e):
-                            self.failed_attempts += 1
-                        raise
-                    finally:
-                        self.gate.release(url)
+            # The first attempt goes straight out: tenacity's per-call set-up (a retry state, a
+            # thread-local, wrapped callbacks) costs about as much CPU as the HTTP request itself,
+            # and nearly every request succeeds first time. Retries, when needed, are tenacity's.
+            try:
+                resp, latency = await self._attempt(request, tries)
+            except Exception as first:
+                if not _retryable(first) or self.max_retries < 1:
+                    raise
+                await asyncio.sleep(self._wait.delay(1, first))
+                async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
+                                                   wait=self._wait.after_first, reraise=True,
+                                                   retry=retry_if_exception(_retryable)):
+                    with attempt:
+                        resp, latency = await self._attempt(request, tries)
         except Exception as e:
             if not _retryable(e):
                 raise
             what = f"{type(e).__name__}: {str(e)[:200]}"
-            msg = (f"{last_url}/chat/completions failed after {attempts} attempt(s) (max_retries="
+            msg = (f"{tries.last_url}/chat/completions failed after {tries.n} attempt(s) (max_retries="
                    f"{self.max_retries}); last fault {what}")
             kind = EndpointUnreachable if isinstance(e, (openai.APIConnectionError, httpx.TransportError)) \
                 else RequestFailed
-            raise kind(msg, url=last_url or self.base_url, attempts=attempts) from e
+            raise kind(msg, url=tries.last_url or self.base_url, attempts=tries.n) from e
+        attempts = tries.n
         self.calls += 1
         choice = _get(resp, "choices")[0]
         message = _get(choice, "message")
@@ -421,6 +427,26 @@ class LLM:
             top_logprobs=_first_token_alternatives(choice),
             request=request,
         )
+
+    async def _attempt(self, request: dict[str, Any], tries: "_Tries") -> tuple[Any, float]:
+        """One attempt on the least-busy URL (avoiding the one that just failed); the slot is held
+        only while the request is on the wire."""
+        tries.n += 1
+        url = await self.gate.acquire(avoid=tries.last_url)
+        tries.last_url = url
+        try:
+            t0 = time.perf_counter()
+            resp = await self._send(url, request)
+            latency = time.perf_counter() - t0
+            if not _get(resp, "choices"):
+                raise EmptyResponse(f"{url} returned no choices")
+            return resp, latency
+        except BaseException as e:
+            if _retryable(e):
+                self.failed_attempts += 1
+            raise
+        finally:
+            self.gate.release(url)
 
     async def _send(self, url: str, request: dict[str, Any]) -> Any:
         """One attempt: the parsed reply (a dict, or the SDK's object), or the SDK's exception types."""

@@ -356,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         except asyncio.TimeoutError:
             pass
 
-    asyncio.run(run())
+    try:  # the instrument should cost as little as possible: uvloop when installed (chromadb brings it)
+        import uvloop
+    except ImportError:
+        asyncio.run(run())
+    else:
+        uvloop.run(run())
     return 0
 
 
