@@ -1,7 +1,9 @@
 """Throughput at concurrency 1, 8, 32, 64 as a fraction of ideal, against a fixed-latency fake server.
 
-Ideal = ceil(N / c) x latency: c requests always in flight, zero overhead. Two arms:
+Ideal = ceil(N / c) x latency: c requests always in flight, zero overhead. Three arms:
 
+* bare: the same N requests from a minimal aiohttp loop (a semaphore, one session): the ceiling
+  this fake server and loopback allow, so the ragsafe arms can be read against it;
 * client: N chat calls through ``ragsafe.llm.LLM`` with its gate bounding requests in flight at c;
 * sweep: a whole sweep (closed_book, one call per question; records appended and fsynced, scored)
   through ``run_sweep`` with endpoint ``concurrency: c``: the time from the first question to the
@@ -29,6 +31,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fake_server, header, median, table  # noqa: E402
 
 os.environ.setdefault("RAGSAFE_NO_CACHE", "1")
+
+
+def bare_arm(url: str, c: int, n: int) -> float:
+    import aiohttp
+
+    async def go() -> float:
+        sem = asyncio.Semaphore(c)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+            async def one(i: int) -> None:
+                async with sem:
+                    async with s.post(f"{url}/chat/completions",
+                                      json={"model": "fake", "messages": [{"role": "user", "content": f"question {i}"}],
+                                            "temperature": 0.0, "max_tokens": 10, "seed": 0}) as r:
+                        await r.read()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(n)))
+            return time.perf_counter() - t0
+
+    return asyncio.run(go())
 
 
 def client_arm(url: str, c: int, n: int) -> float:
@@ -77,16 +99,20 @@ def main() -> int:
         for c in [int(x) for x in a.levels.split(",")]:
             n = max(72, 16 * c)
             ideal = math.ceil(n / c) * a.latency
-            t_client = median([client_arm(url, c, n) for _ in range(a.reps)])
+            t_bare, t_cl = [], []
+            for _ in range(a.reps):  # alternate the arms so drifting machine load hits both alike
+                t_bare.append(bare_arm(url, c, n))
+                t_cl.append(client_arm(url, c, n))
+            t_bare, t_client = median(t_bare), median(t_cl)
             seeds = max(1, math.ceil(16 * c / 72))  # 72 demo questions per seed
             runs = [sweep_arm(url, c, seeds, Path(tmp)) for _ in range(a.reps)]
             t_sweep = median([r[0] for r in runs])
             n_sweep = runs[0][1]
             # the sweep's questions are spread over one run per seed, all in one lane
             ideal_sweep = math.ceil(n_sweep / c) * a.latency
-            rows.append([c, n, f"{ideal:.2f}", f"{t_client:.2f}", f"{ideal / t_client:.2f}",
+            rows.append([c, n, f"{ideal:.2f}", f"{ideal / t_bare:.2f}", f"{t_client:.2f}", f"{ideal / t_client:.2f}",
                          n_sweep, f"{ideal_sweep:.2f}", f"{t_sweep:.2f}", f"{ideal_sweep / t_sweep:.2f}"])
-    table(["concurrency", "client requests", "ideal s", "client s", "client / ideal",
+    table(["concurrency", "client requests", "ideal s", "bare aiohttp / ideal", "client s", "client / ideal",
            "sweep samples", "ideal s", "sweep s", "sweep / ideal"], rows)
     print("fraction of ideal = ideal time / measured time (1.00 = no overhead); target >= 0.90 at 32")
     return 0

@@ -66,13 +66,15 @@ class FaultServer:
         status: a fixed HTTP status for every completion request (e.g. 400), overriding the rest.
         max_requests: requests served before the server answers 503 to everything (a bound).
         reject_logprobs: answer 400 to requests that ask for logprobs (as some servers do).
+        record: keep every answered body and per-key counts (tests read them); the separate-process
+            mode turns this off so the benchmark's instrument does as little work as possible.
     """
 
     def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, kinds: tuple[str, ...] = FAULT_KINDS,
                  script: list[str] | None = None, retry_after: str = "0", hang: float = 5.0, seed: int = 0,
                  reply: Callable[[dict], str] = default_reply, models: tuple[str, ...] = ("fake",),
                  status: int | None = None, max_requests: int = 1_000_000, host: str = "127.0.0.1",
-                 port: int = 0, reject_logprobs: bool = False) -> None:
+                 port: int = 0, reject_logprobs: bool = False, record: bool = True) -> None:
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; valid: {FAULT_KINDS}")
@@ -89,6 +91,7 @@ class FaultServer:
         self.models = models
         self.status = status
         self.reject_logprobs = reject_logprobs
+        self.record = record
         self.max_requests = max_requests
         self.host = host
         self.port = port
@@ -284,12 +287,16 @@ class FaultServer:
         if outcome == "truncate":
             await self._send(writer, 200, payload[: len(payload) // 2], length=len(payload))
             return False
-        with self._lock:
-            self.answered += 1
-            self.by_key[request_key(body)] += 1
-            self.bodies.append(body)
+        self._answered(body)
         await self._send(writer, 200, payload)
         return True
+
+    def _answered(self, body: dict) -> None:
+        with self._lock:
+            self.answered += 1
+            if self.record:
+                self.by_key[request_key(body)] += 1
+                self.bodies.append(body)
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -305,10 +312,7 @@ class FaultServer:
         if truncate:
             await self._send(writer, 200, blob[: len(blob) // 2], content_type="text/event-stream", length=len(blob))
             return False
-        with self._lock:
-            self.answered += 1
-            self.by_key[request_key(body)] += 1
-            self.bodies.append(body)
+        self._answered(body)
         await self._send(writer, 200, blob, content_type="text/event-stream")
         return True
 
@@ -344,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default=",".join(FAULT_KINDS))
     ap.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long (a bound)")
     a = ap.parse_args(argv)
-    srv = FaultServer(latency=a.latency, fault_rate=a.fault_rate, kinds=tuple(a.kinds.split(",")), port=a.port)
+    srv = FaultServer(latency=a.latency, fault_rate=a.fault_rate, kinds=tuple(a.kinds.split(",")), port=a.port,
+                      record=False)
 
     async def run() -> None:
         await srv._start()
