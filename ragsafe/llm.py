@@ -166,6 +166,8 @@ class Gate:
         self.peak = 0
         self._turn = itertools.count()
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self.sessions: dict[tuple, tuple[asyncio.AbstractEventLoop, Any, Any, str | None]] = {}
+        """aiohttp sessions of the clients using this gate, per (URL, key, timeout), for one event loop."""
 
     def _pick(self, avoid: str | None) -> str | None:
         free = [u for u in self.urls if self.per_url is None or self.busy[u] < self.per_url]
@@ -261,8 +263,9 @@ class LLM:
         if self.http not in ("aiohttp", "openai"):
             raise ValueError(f"http={self.http!r}: choose 'aiohttp' or 'openai'")
         self._clients: dict[str, openai.AsyncOpenAI] = {}
-        self._sessions: dict[str, tuple[asyncio.AbstractEventLoop, Any, Any]] = {}
-        self._proxies: dict[str, str | None] = {}
+        # HTTP sessions live on the gate, so the clients of one endpoint (one per seed) share
+        # their connections instead of each opening its own to every URL
+        self._sessions = self.gate.sessions
         self._pending: dict[str, asyncio.Future] = {}
         self.calls = 0
         """Completions answered by the server (one per request, whatever its attempts)."""
@@ -458,9 +461,9 @@ class LLM:
         import aiohttp
 
         endpoint = f"{url}/chat/completions"
-        session = await self._session(url)
+        session, proxy = await self._session(url)
         try:
-            async with session.post(endpoint, data=json.dumps(request).encode(), proxy=self._proxies.get(url)) as r:
+            async with session.post(endpoint, data=json.dumps(request).encode(), proxy=proxy) as r:
                 raw = await r.read()
                 status, headers = r.status, dict(r.headers)
         except asyncio.TimeoutError:
@@ -476,7 +479,8 @@ class LLM:
         return data
 
     async def _session(self, url: str):
-        """One aiohttp session per URL and event loop (a session cannot outlive its loop).
+        """One aiohttp session per URL and event loop (a session cannot outlive its loop), kept on the
+        gate and shared by every client of the endpoint; returns it with the proxy for the URL.
 
         A suspended async generator holds each session: ``asyncio.run`` finalizes async generators
         before it closes its loop, which closes the session even when nobody calls :meth:`aclose`
@@ -485,9 +489,9 @@ class LLM:
         import aiohttp
 
         loop = asyncio.get_running_loop()
-        held = self._sessions.get(url)
+        key = (url, self._api_key, self.timeout)
+        held = self._sessions.get(key)
         if held is None or held[0] is not loop or held[1].closed:
-            self._proxies[url] = _env_proxy(url)
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),  # the gate bounds requests in flight
                 # trust_env would look up proxy variables and ~/.netrc on a worker thread for every
@@ -496,18 +500,18 @@ class LLM:
                 headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
             keeper = _close_at_loop_end(session)
             await keeper.__anext__()
-            self._sessions[url] = held = (loop, session, keeper)
-        return held[1]
+            self._sessions[key] = held = (loop, session, keeper, _env_proxy(url))
+        return held[1], held[3]
 
     async def aclose(self) -> None:
         for c in self._clients.values():
             await c.close()
         self._clients.clear()
         loop = asyncio.get_running_loop()
-        for owner, session, keeper in list(self._sessions.values()):
+        for key, (owner, session, keeper, _) in list(self._sessions.items()):
             if owner is loop:
                 await keeper.aclose()
-        self._sessions.clear()
+            self._sessions.pop(key, None)
 
 
 def _env_proxy(url: str) -> str | None:

@@ -104,6 +104,8 @@ class FaultServer:
         """Well-formed answers per request key (see :func:`request_key`)."""
         self.bodies: list[dict] = []
         self.max_in_flight = 0
+        self.connections = 0
+        """TCP connections accepted."""
         self._in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -175,6 +177,7 @@ class FaultServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -179,3 +179,23 @@ def test_requests_honour_the_proxy_environment(monkeypatch):
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         chat(LLM(endpoint.base_url, "fake"))
         assert endpoint.answered == 1 and proxy.answered == 1
+
+
+def test_clients_sharing_a_gate_share_connections(http):
+    """The clients of one endpoint (one per seed in a sweep) reuse one pool of keep-alive connections."""
+    if http != "aiohttp":
+        pytest.skip("connection sharing is the aiohttp path's")
+    with FaultServer() as srv:
+        gate = Gate([srv.base_url], 4)
+        a, b = LLM(srv.base_url, "fake", gate=gate, seed=0), LLM(srv.base_url, "fake", gate=gate, seed=1)
+
+        async def go():
+            for i in range(3):
+                await a.chat([{"role": "user", "content": f"a{i}"}])
+                await b.chat([{"role": "user", "content": f"b{i}"}])
+            await a.aclose()
+            await b.aclose()
+
+        asyncio.run(go())
+        assert srv.answered == 6
+        assert srv.connections == 1
