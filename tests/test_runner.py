@@ -105,3 +105,18 @@ def test_progress_lines_carry_rate_and_eta():
     ql.start([a])
     ql.advance(a, {"error": None, "correct": True, "letter": "B", "question_id": "x1", "seconds": 0.2})
     assert q == ["[1/4] c0 x1: B (ok, 0.2s)"]
+
+
+def test_lean_gc_restores_the_collector_even_after_an_error():
+    import gc
+
+    from ragsafe.evals.runner import lean_gc
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError):
+        with lean_gc(gen0=12345):
+            assert gc.get_threshold()[0] == max(before[0], 12345)
+            assert gc.get_freeze_count() > 0
+            raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

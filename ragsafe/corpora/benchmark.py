@@ -18,6 +18,9 @@ from ..registry import Registry
 from .documents import DATA_DIR
 
 LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+"""Fewest and most options a valid question may have (graphs that call the LLM per option bound their
+calls with these)."""
 
 benchmarks: Registry[Callable[[], "Benchmark"]] = Registry("benchmark")
 
@@ -164,8 +167,8 @@ def question_from_record(rec: dict, file: str, line: int | None, problems: list[
         expected = [chr(ord("A") + i) for i in range(len(letters))]
         if sorted(letters) != expected:
             bad("options", f"letters {letters} are not contiguous from A (expected {expected})")
-        if not 2 <= len(letters) <= 10:
-            bad("options", f"{len(letters)} options; need between 2 and 10")
+        if not MIN_OPTIONS <= len(letters) <= MAX_OPTIONS:
+            bad("options", f"{len(letters)} options; need between {MIN_OPTIONS} and {MAX_OPTIONS}")
         for k, v in opts.items():
             if not isinstance(v, str) or not v.strip():
                 bad(f"options.{k}", "empty option text")

@@ -469,16 +469,17 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
         for name in dict.fromkeys(job.endpoint.name for job in busy):
             mine = [c for c in cells if c.job.endpoint.name == name]
             lanes.append(Lane(name, interleave(mine), max(1, mine[0].job.endpoint.workers) if mine else 1))
-        t_exec = time.perf_counter()
+        t_exec, cpu_exec = time.perf_counter(), time.process_time()
         if cells:
             reporter.start(cells)
             try:
-                with _lean_gc():
+                with lean_gc():
                     asyncio.run(_execute(lanes, reporter, list(llms.values())))
             finally:
                 reporter.close()
         wall = round(time.perf_counter() - t0, 2)
         exec_s = round(time.perf_counter() - t_exec, 3)
+        exec_cpu = round(time.process_time() - cpu_exec, 3)
         for job in busy:
             llm, record = llms[id(job)], records[id(job)]
             if llm.logprobs_supported is False:
@@ -489,6 +490,7 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
             record["finished_at"] = _now()
             record["wall_seconds_last_session"] = wall
             record["execute_seconds_last_session"] = exec_s
+            record["execute_cpu_seconds_last_session"] = exec_cpu  # this process's CPU (all runs of the session)
             record["llm_calls_last_session"] = llm.calls
             record["cache_hits_last_session"] = llm.cache_hits
             record["failed_attempts_last_session"] = llm.failed_attempts
@@ -603,7 +605,7 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> d
 
 
 @contextlib.contextmanager
-def _lean_gc(gen0: int = 20_000):
+def lean_gc(gen0: int = 20_000):
     """Python's cyclic GC, run on every 700 allocations over everything loaded for a run (questions,
     chunks, graphs, clients), costs 10–15 % of the client's CPU per question at high concurrency.
     During execution the objects that exist already are frozen out of collection and young

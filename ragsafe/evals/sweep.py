@@ -502,7 +502,9 @@ def expected_calls(spec: Any, params: Any) -> tuple[int, int] | None:
     """(fewest, most) LLM calls one question makes in this graph; None when the graph does not say.
 
     A graph tells by a method ``expected_llm_calls()`` on its params returning an int or a
-    (low, high) pair; the built-in single-call graphs are known here.
+    (low, high) pair; the built-in single-call graphs are known here. The bounds hold for any LLM
+    replies (unparseable ones included) when every search returns the hits it asks for; a question's
+    option count, where calls are per option, is only known to lie within the benchmark's limits.
     """
     hook = getattr(params, "expected_llm_calls", None)
     if callable(hook):

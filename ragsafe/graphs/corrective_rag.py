@@ -72,6 +72,23 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
+    def expected_llm_calls(self) -> int | tuple[int, int]:
+        """``grade=false``: 1. Else 1 answer + ``k`` grades of the first search + per rewrite round 1
+        rewrite and 1 grade per newly retrieved chunk (0 to ``k``: seen chunks are not regraded).
+        Most: every rewrite runs and finds ``k`` new irrelevant chunks, ``k + max_rewrites * (k + 1) + 1``
+        (no rewrite when ``min_relevant=0``). Fewest: ``k + 1`` when the first search can pass
+        ``min_relevant`` (``min_relevant <= k``); otherwise the cheaper of all rewrites finding only
+        seen chunks (``k + max_rewrites + 1``) and the fewest rounds that grade the missing
+        ``min_relevant - k`` chunks (assumes each search returns ``k`` hits)."""
+        if not self.grade:
+            return 1
+        k = self.k
+        hi = k + 1 if self.max_rewrites == 0 or self.min_relevant == 0 else k + self.max_rewrites * (k + 1) + 1
+        if self.max_rewrites == 0 or self.min_relevant <= k:
+            return (k + 1, hi)
+        missing = self.min_relevant - k
+        return (1 + k + min(self.max_rewrites, -(-missing // k) + missing), hi)
+
 
 @graph("corrective_rag", params=Params, needs_retriever=True)
 def build(deps: Deps, params: Params):

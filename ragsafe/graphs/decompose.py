@@ -51,6 +51,10 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
+    def expected_llm_calls(self) -> int | tuple[int, int]:
+        """1 decomposition (none when ``max_subquestions=0``) + 1 answer; the searches make no LLM call."""
+        return 2 if self.max_subquestions > 0 else 1
+
 
 @graph("decompose", params=Params, needs_retriever=True)
 def build(deps: Deps, params: Params):

@@ -54,6 +54,10 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
+    def expected_llm_calls(self) -> int | tuple[int, int]:
+        """1: the answer. BM25, dense search and fusion make no LLM call, whatever the params."""
+        return 1
+
 
 @graph("hybrid_rag", params=Params, needs_retriever=True)
 def build(deps: Deps, params: Params):

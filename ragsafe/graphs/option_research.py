@@ -26,7 +26,7 @@ from langgraph.types import Send
 from ..agents import plan as plan_agent
 from ..agents import synthesize as synth_agent
 from ..agents import verify as verify_agent
-from ..corpora.benchmark import Question
+from ..corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS, Question
 from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
 
@@ -104,6 +104,16 @@ class Params:
         for name in ("max_options", "max_refinements", "evidence_chars"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
+
+    def expected_llm_calls(self) -> int | tuple[int, int]:
+        """``plan`` (1) + per researched option 1 judge + up to ``max_refinements`` more + ``synthesize``
+        (1) + 1 answer. Options: with ``plan``, 1 (fewest planned) to every option (a plan that falls
+        back ignores ``max_options``); without, every option. A question has 2 to 10 options
+        (``benchmark.MIN_OPTIONS``/``MAX_OPTIONS``). Assumes each search finds new chunks (a judge with
+        no new evidence is skipped)."""
+        fixed = int(self.plan) + int(self.synthesize) + 1
+        fewest_options = 1 if self.plan else MIN_OPTIONS
+        return (fixed + fewest_options, fixed + MAX_OPTIONS * (1 + self.max_refinements))
 
 
 REFINE_SUFFIXES = ("", "imaging appearance", "clinical features and management")

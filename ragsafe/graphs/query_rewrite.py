@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from ..agents import rewrite as rewrite_agent
+from ..corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS
 from ..retrievers.hybrid import interleave_unique
 from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from .standard_rag import query_text
@@ -57,6 +58,16 @@ class Params:
             raise ValueError(f"max_rounds={self.max_rounds}: must be >= 0")
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+
+    def expected_llm_calls(self) -> int | tuple[int, int]:
+        """1 answer + ``max_rounds`` rounds of rewrites, 1 per round (``per_option``: 1 per option, 2 to 10
+        options as ``benchmark.MIN_OPTIONS``/``MAX_OPTIONS`` allow). Round 1 always runs; with
+        ``stop_early`` a round that adds no new chunk ends the loop, so the fewest is one round.
+        ``max_rounds=0``: 1."""
+        if self.max_rounds == 0:
+            return 1
+        lo, hi = (MIN_OPTIONS, MAX_OPTIONS) if self.per_option else (1, 1)
+        return (1 + lo * (1 if self.stop_early else self.max_rounds), 1 + hi * self.max_rounds)
 
 
 def evidence(hits: list[dict[str, Any]], upto_round: int | None = None, cap: int | None = None):
