@@ -88,10 +88,14 @@ def cmd_graphs(a) -> int:
         for f in dataclasses.fields(spec.params):
             print(f"    {f.name} = {f.default!r}   {docs.get(f.name, '')}")
         if getattr(a, "name", None):
-            from .graphs.show import mermaid
+            from .evals.runner import parse_assignments
+            from .graphs.show import draw_png, mermaid
 
+            overrides = dict(parse_assignments(a.set or [], "--set"))
             print()
-            print(mermaid(name))
+            print(mermaid(name, overrides))
+            if a.png:
+                print(f"wrote {draw_png(name, a.png, overrides)}")
     return 0
 
 
@@ -160,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps = gsub.add_parser("show")
     ps.add_argument("name")
     ps.add_argument("--graph-module", action="append")
+    ps.add_argument("--set", action="append", metavar="PARAM=VALUE",
+                    help="build the graph with this param (steps switched off change the diagram)")
+    ps.add_argument("--png", metavar="PATH", help="also draw the diagram to a PNG file (offline, matplotlib)")
     p.set_defaults(fn=cmd_graphs)
 
     p = sub.add_parser("validate", help="check a benchmark; every problem names file, line, record and field")
