@@ -137,3 +137,13 @@ def test_cli_score_writes_the_summary(tmp_path, capsys):
     assert s["threshold"] == 0.5 and s["variants"]["self_consistency"]["metrics"]["sc_accuracy"]["mean"] == 0.2
     assert "Step attribution" in capsys.readouterr().out
     assert "Graphs and conditions" in text_table(s)
+
+
+def test_html_draws_each_graph_variant_once(three):
+    summary, ens = three
+    page = render_html(summary, ens)
+    section = re.search(r'<section id="graph-diagrams">(.*?)</section>', page, re.S).group(1)
+    variants = {c["variant"] for c in summary["variants"].values()}
+    drawn = re.findall(r'alt="diagram of ([^"]+)"', section)
+    assert sorted(drawn) == sorted(variants)  # one per (graph, params), not one per model
+    assert len(drawn) < len(summary["variants"])

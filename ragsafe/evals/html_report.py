@@ -200,6 +200,34 @@ def _img(b64: str | None, alt: str, empty: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def graph_diagrams(summary: dict) -> str:
+    """One diagram per distinct (graph, params) among the cells, built with the params the run used."""
+    import base64
+
+    from ..graphs import graphs
+    from ..graphs.show import png_bytes
+
+    out, seen = [], set()
+    for cell in summary.get("variants", {}).values():
+        name, params = cell.get("graph"), cell.get("params") or {}
+        key = (name, tuple(sorted((k, repr(v)) for k, v in params.items())))
+        if not name or key in seen:
+            continue
+        seen.add(key)
+        if name not in graphs:
+            out.append(f'<p class="empty">{html.escape(cell["variant"])}: graph not registered here '
+                       f'(pass its --graph-module to draw it)</p>')
+            continue
+        try:
+            png = png_bytes(name, {k: v for k, v in params.items() if v is not None}, title=cell["variant"])
+        except Exception as e:  # noqa: BLE001  (a diagram must never break the report)
+            out.append(f'<p class="empty">{html.escape(cell["variant"])}: no diagram ({html.escape(str(e)[:200])})</p>')
+            continue
+        out.append(f'<figure><img alt="diagram of {html.escape(cell["variant"])}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>')
+    return "".join(out)
+
+
 def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20) -> str:
     """The whole page as one string."""
     tables = {t.id: t for t in all_tables(summary, ensemble, top)}
@@ -248,6 +276,9 @@ def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ra
     table_section("worst-case-table", "Worst-case questions")
     if "ensemble-table" in tables:
         parts.append(_section("ensemble-table", tables["ensemble-table"].title, _table_html(tables["ensemble-table"])))
+    diagrams = graph_diagrams(summary)
+    if diagrams:
+        parts.append(_section("graph-diagrams", "Graph diagrams", diagrams))
     nav = "".join(f'<a href="#{sid}">{sid.replace("-", " ")}</a>' for sid in
                   [p.split('"')[1] for p in parts])
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -98,6 +98,7 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = 1000, seed: 
         if costs:
             cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
         cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
+        cell["params"] = next((r["params"] for r in arm.records.values() if isinstance(r.get("params"), dict)), None)
         if len(recs) < n:
             cell["status"] = f"incomplete: {len(recs)}/{n} questions"
         elif n_err and not allow_errors:

@@ -55,6 +55,16 @@ def layers(nodes: list[str], edges: list[tuple[str, str]], start: str = "__start
 
 def draw_png(name: str, path: str | Path, overrides: dict[str, Any] | None = None, *, title: str | None = None) -> Path:
     """Draw graph ``name`` (built with ``overrides`` for its params) to a PNG file; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png_bytes(name, overrides, title=title))
+    return out
+
+
+def png_bytes(name: str, overrides: dict[str, Any] | None = None, *, title: str | None = None) -> bytes:
+    """The diagram of graph ``name`` as PNG bytes (see :func:`draw_png`)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,8 +112,7 @@ def draw_png(name: str, path: str | Path, overrides: dict[str, Any] | None = Non
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.8)
     ax.set_axis_off()
     ax.set_title(title or name, fontsize=10)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return out
+    return buf.getvalue()
