@@ -23,7 +23,9 @@ import json
 import re
 
 import pytest
+import yaml
 from langchain_core.documents import Document
+from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.agents import decompose as decompose_agent
@@ -34,9 +36,10 @@ from ragsafe.agents import rewrite as rewrite_agent
 from ragsafe.agents import synthesize as synth_agent
 from ragsafe.agents import verify as verify_agent
 from ragsafe.corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS, load_benchmark
-from ragsafe.evals.sweep import expected_calls
-from ragsafe.graphs import Deps, graphs
+from ragsafe.evals.sweep import dry_run, expected_calls, load_sweep
+from ragsafe.graphs import Deps, State, graph, graphs
 from ragsafe.graphs import verifier_loop
+from ragsafe.graphs.base import make_answer_node
 from ragsafe.retrievers.base import annotate
 from tests.fakes import ScriptedLLM
 
@@ -190,19 +193,32 @@ def calls_per_question(name: str, params: dict, policy: str, retriever: str) -> 
 
 
 def check(name: str, params: dict) -> tuple[int, int]:
-    """Run every policy x retriever x question; the calls must stay within and reach the declared bounds."""
+    """Run every policy x retriever x question; the calls must stay within and reach the declared bounds,
+    both those for any question (``n_options=None``) and those for the question's own option count."""
     spec = graphs.get(name)
-    declared = expected_calls(spec, spec.make_params(params))
+    p = spec.make_params(params)
+    declared = expected_calls(spec, p)
     assert declared is not None, f"{name} does not declare its LLM calls"
     lo, hi = declared
-    seen = {}
+    per_count = {len(q.options): expected_calls(spec, p, n_options=len(q.options)) for q in QUESTIONS}
+    seen, seen_per_count = {}, {n: {} for n in per_count}
     for policy, retriever in itertools.product(POLICIES, RETRIEVERS):
         for q, n in zip(QUESTIONS, calls_per_question(name, params, policy, retriever)):
             where = f"{name}{params} policy={policy} retriever={retriever} question={q.id} ({len(q.options)} options)"
             assert lo <= n <= hi, f"{where}: {n} LLM calls, declared {lo}..{hi}"
+            qlo, qhi = per_count[len(q.options)]
+            assert qlo <= n <= qhi, f"{where}: {n} LLM calls, declared {qlo}..{qhi} for {len(q.options)} options"
             seen.setdefault(n, where)
+            seen_per_count[len(q.options)].setdefault(n, where)
     assert min(seen) == lo, f"{name}{params}: declared fewest {lo}, but the cheapest run made {min(seen)}"
     assert max(seen) == hi, f"{name}{params}: declared most {hi}, but the dearest run made {max(seen)}"
+    for k, (qlo, qhi) in per_count.items():
+        assert lo <= qlo <= qhi <= hi, f"{name}{params}: bounds for {k} options {qlo}..{qhi} outside {lo}..{hi}"
+        got = seen_per_count[k]
+        assert min(got) == qlo, (f"{name}{params}: declared fewest {qlo} for {k} options, "
+                                 f"but the cheapest run made {min(got)}")
+        assert max(got) == qhi, (f"{name}{params}: declared most {qhi} for {k} options, "
+                                 f"but the dearest run made {max(got)}")
     return lo, hi
 
 
@@ -270,6 +286,25 @@ def test_declared_values_follow_the_params():
     assert b("self_consistency", inner="verifier_loop", n=3, resample="graph") == (8, 16)
 
 
+def test_declared_values_for_an_option_count():
+    """With ``n_options`` the per-option work is that many options; graphs that do no per-option work ignore it."""
+    def b(name, n_options, **p):
+        spec = graphs.get(name)
+        return expected_calls(spec, spec.make_params({k: str(v) for k, v in p.items()}), n_options=n_options)
+
+    assert b("query_rewrite", 4, max_rounds=2, per_option=True) == (1 + 4, 1 + 2 * 4)
+    assert b("query_rewrite", 5, max_rounds=2, per_option=True, stop_early=False) == (1 + 2 * 5, 1 + 2 * 5)
+    assert b("query_rewrite", 5, max_rounds=2) == b("query_rewrite", None, max_rounds=2) == (2, 3)
+    assert b("option_research", 4) == (4, 3 + 2 * 4)
+    assert b("option_research", 5, plan=False) == (2 + 5, 2 + 2 * 5)
+    assert b("option_research", 5, plan=False, max_refinements=0, synthesize=False) == (1 + 5, 1 + 5)
+    assert b("self_consistency", 4, inner="option_research", n=2) == (4 + 2, 3 + 2 * 4 + 2)
+    assert b("self_consistency", 4, inner="query_rewrite", inner_params="per_option=true", n=1,
+             resample="graph") == (2 * (1 + 4), 2 * (1 + 4))
+    for name in ("closed_book", "standard_rag", "corrective_rag", "verifier_loop", "rerank_rag", "decompose"):
+        assert b(name, 4) == b(name, None), name
+
+
 @pytest.mark.parametrize("wrong", [(1, 4), (2, 3), (3, 4), (2, 5), 2])
 def test_a_wrong_declaration_fails_the_check(monkeypatch, wrong):
     """verifier_loop's defaults make 2 to 4 calls; anything else must be caught."""
@@ -280,3 +315,76 @@ def test_a_wrong_declaration_fails_the_check(monkeypatch, wrong):
 
 def test_the_check_accepts_the_true_declaration():
     assert check("verifier_loop", {}) == (2, 4)
+
+
+# ---------------------------------------------------------------- user graphs and the dry run
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LegacyParams:
+    """A user graph's params written before ``n_options``: ``expected_llm_calls(self)`` takes no argument."""
+
+    steps: int = 2
+
+    def expected_llm_calls(self):
+        return (1, self.steps + 1)
+
+
+@graph("expected_calls_legacy_test", params=LegacyParams)
+def build_legacy(deps: Deps, params: LegacyParams):
+    """Test graph: one answer (its declared calls are what the tests read)."""
+    b = StateGraph(State)
+    b.add_node("answer", make_answer_node(deps))
+    b.add_edge(START, "answer")
+    b.add_edge("answer", END)
+    return b.compile()
+
+
+def test_a_declaration_without_n_options_still_works():
+    spec = graphs.get("expected_calls_legacy_test")
+    p = spec.make_params({"steps": "3"})
+    for n in (None, MIN_OPTIONS, 4, MAX_OPTIONS):
+        assert expected_calls(spec, p, n_options=n) == (1, 4)
+    assert expected_calls(spec, p) == (1, 4)
+    # wrapped by self_consistency, n_options reaches it the same way
+    sc = graphs.get("self_consistency")
+    wrapped = sc.make_params({"inner": "expected_calls_legacy_test", "inner_params": "steps=3", "n": "2"})
+    assert expected_calls(sc, wrapped, n_options=5) == (3, 6)
+
+
+def test_dry_run_counts_each_question_by_its_options(tmp_path):
+    """The demo benchmark has only 4- and 5-option questions: the dry run sums each question's own bounds,
+    tighter than the bounds for any option count times the questions."""
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "options", "benchmark": "demo", "out": str(tmp_path / "runs"),
+        "endpoints": [{"name": "fake", "model": "fake", "base_url": "http://127.0.0.1:9/v1"}],
+        "graphs": ["option_research", "option_research[plan=false]",
+                   {"name": "query_rewrite", "params": {"per_option": True}}, "closed_book",
+                   "expected_calls_legacy_test"]}, sort_keys=False))
+    jobs = load_sweep(sweep_file).jobs()
+    rows, totals = dry_run(jobs)
+    assert not (tmp_path / "runs").exists()
+    (job,) = jobs
+    pend = job.pending()
+    counts = {len(q.options) for q in job.questions}
+    assert counts == {4, 5}, "the demo benchmark's option counts changed; adjust the hand totals below"
+    by_label = {r["variant"]: r for r in rows}
+    for v in job.plan["variants"]:
+        row, todo = by_label[v.label], pend[v.label]
+        assert row["todo"] == len(todo) == len(job.questions) == 72
+        per_q = [expected_calls(v.spec, v.params, n_options=len(q.options)) for q in todo]
+        assert row["calls"] == (sum(c[0] for c in per_q), sum(c[1] for c in per_q)), v.label
+        lo, hi = expected_calls(v.spec, v.params)
+        assert lo * len(todo) <= row["calls"][0] <= row["calls"][1] <= hi * len(todo), v.label
+    # 60 questions with 5 options, 12 with 4
+    assert by_label["option_research"]["calls"] == (72 * 4, 60 * (3 + 2 * 5) + 12 * (3 + 2 * 4))
+    assert by_label["option_research"]["calls"][1] < 72 * expected_calls(graphs.get("option_research"),
+                                                                          graphs.get("option_research").make_params({}))[1]
+    assert by_label["option_research[plan=false]"]["calls"] == (60 * 7 + 12 * 6, 60 * 12 + 12 * 10)
+    assert by_label["query_rewrite[per_option=true]"]["calls"] == (60 * 6 + 12 * 5, 60 * 6 + 12 * 5)
+    assert by_label["closed_book"]["calls"] == (72, 72)
+    assert by_label["expected_calls_legacy_test"]["calls"] == (72, 72 * 3)
+    assert totals["calls_min"] == sum(r["calls"][0] for r in rows)
+    assert totals["calls_max"] == sum(r["calls"][1] for r in rows)
+    assert totals["questions_with_unknown_calls"] == 0

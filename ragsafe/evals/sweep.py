@@ -34,9 +34,12 @@ The same in TOML uses ``[[endpoints]]`` and ``[[graphs]]`` tables. Files load wi
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import difflib
+import functools
 import hashlib
+import inspect
 import itertools
 import json
 import re
@@ -498,22 +501,24 @@ def _self_consistency(c: _Checker, data: dict) -> list[str]:
 
 # -- planning ------------------------------------------------------------------------------------
 
-def expected_calls(spec: Any, params: Any) -> tuple[int, int] | None:
+def expected_calls(spec: Any, params: Any, n_options: int | None = None) -> tuple[int, int] | None:
     """(fewest, most) LLM calls one question makes in this graph; None when the graph does not say.
 
-    A graph tells by a method ``expected_llm_calls()`` on its params returning an int or a
-    (low, high) pair; the built-in single-call graphs are known here. The bounds hold for any LLM
-    replies (unparseable ones included) when every search returns the hits it asks for; a question's
-    option count, where calls are per option, is only known to lie within the benchmark's limits.
+    A graph tells by a method ``expected_llm_calls(n_options=None)`` on its params returning an int
+    or a (low, high) pair; the built-in single-call graphs are known here. The bounds hold for any LLM
+    replies (unparseable ones included) when every search returns the hits it asks for. Where calls
+    are per option, ``n_options`` gives the question's option count; None: any count within the
+    benchmark's limits. A method without an ``n_options`` parameter (an older user graph) is called
+    without it.
     """
     hook = getattr(params, "expected_llm_calls", None)
     if callable(hook):
-        r = hook()
+        r = hook(n_options=n_options) if n_options is not None and _takes_n_options(hook) else hook()
         return (r, r) if isinstance(r, int) else (int(r[0]), int(r[1]))
     if spec.name == "self_consistency":
         inner = graphs.get(params.inner)
         overrides = dict(p.split("=", 1) for p in filter(None, (x.strip() for x in params.inner_params.split(";"))))
-        got = expected_calls(inner, inner.make_params(overrides))
+        got = expected_calls(inner, inner.make_params(overrides), n_options)
         if got is None:
             return None
         n = params.n
@@ -525,23 +530,50 @@ def expected_calls(spec: Any, params: Any) -> tuple[int, int] | None:
     return None
 
 
+def _takes_n_options(hook: Callable) -> bool:
+    """Whether an ``expected_llm_calls`` method accepts ``n_options`` (inspected once per function)."""
+    return _accepts_n_options(getattr(hook, "__func__", hook))
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts_n_options(fn: Callable) -> bool:
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "n_options" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               or p.kind is p.VAR_KEYWORD for p in ps)
+
+
 def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dict], dict]:
-    """Cells with their questions, work left and expected LLM calls; nothing is started or written."""
+    """Cells with their questions, work left and expected LLM calls; nothing is started or written.
+
+    A cell's calls are summed over its questions to do, grouped by their number of options (graphs
+    that call the LLM per option count each question's own options).
+    """
     rows, lo_sum, hi_sum, unknown = [], 0, 0, 0
     for job in jobs:
         pend = job.pending(retry_errors)
         for v in job.plan["variants"]:
             todo = len(pend[v.label])
-            calls = expected_calls(v.spec, v.params)
+            by_options = collections.Counter(len(q.options) for q in pend[v.label])
+            calls: tuple[int, int] | None = (0, 0)
+            for n, count in sorted(by_options.items()):
+                got = expected_calls(v.spec, v.params, n_options=n)
+                if got is None:
+                    calls = None
+                    break
+                calls = (calls[0] + got[0] * count, calls[1] + got[1] * count)
+            if not by_options and expected_calls(v.spec, v.params) is None:
+                calls = None
             row = {"run": job.run_dir.name, "endpoint": job.endpoint.name, "model": job.endpoint.config.model,
                    "seed": job.endpoint.config.seed, "variant": v.label, "questions": len(job.questions),
-                   "done": len(job.questions) - todo, "todo": todo,
-                   "calls": None if calls is None else (calls[0] * todo, calls[1] * todo)}
+                   "done": len(job.questions) - todo, "todo": todo, "calls": calls}
             if calls is None:
                 unknown += todo
             else:
-                lo_sum += calls[0] * todo
-                hi_sum += calls[1] * todo
+                lo_sum += calls[0]
+                hi_sum += calls[1]
             rows.append(row)
     totals = {"cells": len(rows), "todo": sum(r["todo"] for r in rows), "calls_min": lo_sum, "calls_max": hi_sum,
               "questions_with_unknown_calls": unknown}

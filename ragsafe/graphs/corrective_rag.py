@@ -72,7 +72,7 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``grade=false``: 1. Else 1 answer + ``k`` grades of the first search + per rewrite round 1
         rewrite and 1 grade per newly retrieved chunk (0 to ``k``: seen chunks are not regraded).
         Most: every rewrite runs and finds ``k`` new irrelevant chunks, ``k + max_rewrites * (k + 1) + 1``

@@ -51,7 +51,7 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1 decomposition (none when ``max_subquestions=0``) + 1 answer; the searches make no LLM call."""
         return 2 if self.max_subquestions > 0 else 1
 

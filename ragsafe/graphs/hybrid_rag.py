@@ -54,7 +54,7 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1: the answer. BM25, dense search and fusion make no LLM call, whatever the params."""
         return 1
 

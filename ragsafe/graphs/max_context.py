@@ -64,7 +64,7 @@ class Params:
         if self.max_chunks < 1:
             raise ValueError(f"max_chunks={self.max_chunks}: must be >= 1")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1: the answer. Token counting (server tokenizer, embedder or characters) is not an LLM call."""
         return 1
 

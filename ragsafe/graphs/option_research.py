@@ -105,15 +105,16 @@ class Params:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``plan`` (1) + per researched option 1 judge + up to ``max_refinements`` more + ``synthesize``
         (1) + 1 answer. Options: with ``plan``, 1 (fewest planned) to every option (a plan that falls
-        back ignores ``max_options``); without, every option. A question has 2 to 10 options
-        (``benchmark.MIN_OPTIONS``/``MAX_OPTIONS``). Assumes each search finds new chunks (a judge with
-        no new evidence is skipped)."""
+        back ignores ``max_options``); without, every option. Every option is the question's
+        ``n_options``; None: 2 to 10 (``benchmark.MIN_OPTIONS``/``MAX_OPTIONS``). Assumes each search
+        finds new chunks (a judge with no new evidence is skipped)."""
         fixed = int(self.plan) + int(self.synthesize) + 1
-        fewest_options = 1 if self.plan else MIN_OPTIONS
-        return (fixed + fewest_options, fixed + MAX_OPTIONS * (1 + self.max_refinements))
+        fewest, most = (MIN_OPTIONS, MAX_OPTIONS) if n_options is None else (n_options, n_options)
+        fewest_options = 1 if self.plan else fewest
+        return (fixed + fewest_options, fixed + most * (1 + self.max_refinements))
 
 
 REFINE_SUFFIXES = ("", "imaging appearance", "clinical features and management")

@@ -59,14 +59,19 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
-        """1 answer + ``max_rounds`` rounds of rewrites, 1 per round (``per_option``: 1 per option, 2 to 10
-        options as ``benchmark.MIN_OPTIONS``/``MAX_OPTIONS`` allow). Round 1 always runs; with
-        ``stop_early`` a round that adds no new chunk ends the loop, so the fewest is one round.
-        ``max_rounds=0``: 1."""
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
+        """1 answer + ``max_rounds`` rounds of rewrites, 1 per round (``per_option``: 1 per option, the
+        question's ``n_options``; None: 2 to 10 options as ``benchmark.MIN_OPTIONS``/``MAX_OPTIONS``
+        allow). Round 1 always runs; with ``stop_early`` a round that adds no new chunk ends the loop,
+        so the fewest is one round. ``max_rounds=0``: 1."""
         if self.max_rounds == 0:
             return 1
-        lo, hi = (MIN_OPTIONS, MAX_OPTIONS) if self.per_option else (1, 1)
+        if not self.per_option:
+            lo = hi = 1
+        elif n_options is None:
+            lo, hi = MIN_OPTIONS, MAX_OPTIONS
+        else:
+            lo = hi = n_options
         return (1 + lo * (1 if self.stop_early else self.max_rounds), 1 + hi * self.max_rounds)
 
 

@@ -50,7 +50,7 @@ class Params:
         if self.query not in ("question", "question+options"):
             raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``reranker="llm"``: 1 score per retrieved candidate + 1 answer = ``n_candidates + 1`` (a store
         holding fewer than ``n_candidates`` chunks costs less); "embedding" and "none": 1 (the answer)."""
         return self.n_candidates + 1 if self.reranker == "llm" else 1

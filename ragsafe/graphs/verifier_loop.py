@@ -72,7 +72,7 @@ class Params:
         if self.evidence_chars < 0:
             raise ValueError(f"evidence_chars={self.evidence_chars}: must be >= 0")
 
-    def expected_llm_calls(self) -> int | tuple[int, int]:
+    def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``verify=false``: 1. Else per round 1 answer + 1 verify (skipped when the answer has no
         letter), for 1 + ``max_rounds`` rounds at most: most ``2 * (max_rounds + 1)``. Fewest: 1 with
         ``max_rounds=0`` (no letter, so no verify); else 2 (a letter verified "supported" at once).
