@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import operator
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fake_server, header, median, table  # noqa: E402
@@ -140,6 +142,67 @@ def closed_loop_arm(url: str, questions, c: int) -> tuple[float, float]:
         return asyncio.run(go())
 
 
+class _BareState(TypedDict, total=False):
+    question: object
+    queries: list
+    trace: Annotated[list, operator.add]
+    letter: str
+
+
+def floor_table(reps: int, n: int = 2000) -> list[list[str]]:
+    """CPU per invocation with no I/O at all: a bare two-node LangGraph graph (LangGraph's own cost)
+    and standard_rag over an instant in-process LLM and the fixed retriever (LangGraph + ragsafe)."""
+    from langgraph.graph import END, START, StateGraph
+
+    from ragsafe.corpora.benchmark import load_benchmark
+    from ragsafe.evals.runner import lean_gc
+    from ragsafe.graphs import Deps, graphs
+    from ragsafe.llm import Completion
+
+    async def first(state):
+        return {"trace": [1]}
+
+    async def second(state):
+        return {"trace": [2], "letter": "A"}
+
+    b = StateGraph(_BareState)
+    b.add_node("first", first)
+    b.add_node("second", second)
+    b.add_edge(START, "first")
+    b.add_edge("first", "second")
+    b.add_edge("second", END)
+    bare = b.compile()
+
+    class InstantLLM:
+        model = "instant"
+        logprobs_supported = None
+
+        async def chat(self, messages, **params):
+            return Completion(text="A", model="instant", prompt_tokens=1, completion_tokens=1,
+                              request={"model": "instant", "messages": messages, **params})
+
+    spec = graphs.get("standard_rag")
+    rag = spec.build(Deps(llm=InstantLLM(), retriever=FixedRetriever()), spec.make_params({"k": "5"}))
+    qs = load_benchmark("demo").select()
+
+    def cpu_per_call(app) -> float:
+        async def go() -> float:
+            for q in qs[:50]:
+                await app.ainvoke({"question": q, "queries": [], "trace": []})
+            c0 = time.process_time()
+            for i in range(n):
+                await app.ainvoke({"question": qs[i % len(qs)], "queries": [], "trace": []})
+            return (time.process_time() - c0) / n * 1000
+
+        with lean_gc():
+            return asyncio.run(go())
+
+    rows = []
+    for label, app in (("bare two-node LangGraph graph", bare), ("standard_rag, instant LLM and retriever", rag)):
+        rows.append([label, f"{median([cpu_per_call(app) for _ in range(reps)]):.3f}"])
+    return rows
+
+
 def _row(label: str, loop: list[tuple[float, float]], ours: list[tuple[float, float]], n: int) -> list[str]:
     lw, ow = median([x[0] for x in loop]), median([x[0] for x in ours])
     lc, oc = median([x[1] for x in loop]), median([x[1] for x in ours])
@@ -175,6 +238,8 @@ def main() -> int:
             rows.append(_row(f"runner (closed_book, records on disk) vs loop, {len(questions)} questions, "
                              f"concurrency {c}", lp, r, len(questions)))
     table(["arm", "plain loop s", "ragsafe s", "ratio", "loop CPU ms/question", "ragsafe CPU ms/question"], rows)
+    print("CPU per graph invocation with no I/O (what a graph costs before any request is sent):\n")
+    table(["graph", "CPU ms per invocation"], floor_table(a.reps))
     print("ratio = ragsafe time / plain-loop time for the same LLM calls with the same client; target <= 1.05. "
           "CPU = this process's CPU time per question (the client side: HTTP, graph machinery, records).")
     return 0
