@@ -6,7 +6,7 @@ machinery: state, nodes, tracing. The loop does what standard_rag does by hand: 
 chunks, build the paper's prompt, one chat call, parse the letter. A third arm runs the whole
 runner (records appended and fsynced) over closed_book against a loop doing the same calls.
 
-    python benchmarks/orchestration.py [--latency 0.05] [--reps 5]
+    python benchmarks/orchestration.py [--latency 0.05] [--reps 5] [--slow-latency 0.5]
 """
 
 from __future__ import annotations
@@ -203,10 +203,11 @@ def floor_table(reps: int, n: int = 2000) -> list[list[str]]:
     return rows
 
 
-def _row(label: str, loop: list[tuple[float, float]], ours: list[tuple[float, float]], n: int) -> list[str]:
+def _row(label: str, latency: str, loop: list[tuple[float, float]], ours: list[tuple[float, float]],
+         n: int) -> list[str]:
     lw, ow = median([x[0] for x in loop]), median([x[0] for x in ours])
     lc, oc = median([x[1] for x in loop]), median([x[1] for x in ours])
-    return [label, f"{lw:.3f}", f"{ow:.3f}", f"{ow / lw:.3f}", f"{lc / n * 1000:.2f}", f"{oc / n * 1000:.2f}"]
+    return [label, latency, f"{lw:.3f}", f"{ow:.3f}", f"{ow / lw:.3f}", f"{lc / n * 1000:.2f}", f"{oc / n * 1000:.2f}"]
 
 
 def main() -> int:
@@ -214,13 +215,17 @@ def main() -> int:
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--slow-latency", type=float, default=0.5,
+                    help="also compare at concurrency 32 with this server latency (0: skip)")
     a = ap.parse_args()
     from ragsafe.corpora.benchmark import load_benchmark
 
     questions = load_benchmark("demo").select()
     header(f"Orchestration overhead (demo questions, repeated to 16 per unit of concurrency; fake server "
-           f"{a.latency * 1000:.0f} ms, medians of {a.reps})")
+           f"{a.latency * 1000:.0f} ms per request{f' ({a.slow_latency * 1000:.0f} ms in the last row)' if a.slow_latency else ''}"
+           f", medians of {a.reps})")
     rows = []
+    ms = f"{a.latency * 1000:.0f} ms"
     with fake_server(a.latency) as url, tempfile.TemporaryDirectory() as tmp:
         loop_arm(url, questions[:8], 8, a.k)  # warm-up
         for c in (1, 8, 32):
@@ -229,15 +234,26 @@ def main() -> int:
             for _ in range(a.reps):  # alternate the arms so drifting machine load hits both alike
                 lp.append(loop_arm(url, qs, c, a.k))
                 g.append(graph_arm(url, qs, c, a.k))
-            rows.append(_row(f"standard_rag graph vs loop, {len(qs)} questions, concurrency {c}", lp, g, len(qs)))
+            rows.append(_row(f"standard_rag graph vs loop, {len(qs)} questions, concurrency {c}", ms, lp, g, len(qs)))
         for c in (1, 8):
             r, lp = [], []
             for _ in range(a.reps):
                 lp.append(closed_loop_arm(url, questions, c))
                 r.append(runner_arm(url, len(questions), c, Path(tmp)))
             rows.append(_row(f"runner (closed_book, records on disk) vs loop, {len(questions)} questions, "
-                             f"concurrency {c}", lp, r, len(questions)))
-    table(["arm", "plain loop s", "ragsafe s", "ratio", "loop CPU ms/question", "ragsafe CPU ms/question"], rows)
+                             f"concurrency {c}", ms, lp, r, len(questions)))
+    if a.slow_latency:
+        # the same comparison at concurrency 32 when requests take as long as a small model's answer
+        c, ms = 32, f"{a.slow_latency * 1000:.0f} ms"
+        qs = (questions * (1 + 16 * c // len(questions)))[:16 * c]
+        with fake_server(a.slow_latency) as url:
+            g, lp = [], []
+            for _ in range(a.reps):
+                lp.append(loop_arm(url, qs, c, a.k))
+                g.append(graph_arm(url, qs, c, a.k))
+            rows.append(_row(f"standard_rag graph vs loop, {len(qs)} questions, concurrency {c}", ms, lp, g, len(qs)))
+    table(["arm", "server latency", "plain loop s", "ragsafe s", "ratio", "loop CPU ms/question",
+           "ragsafe CPU ms/question"], rows)
     print("CPU per graph invocation with no I/O (what a graph costs before any request is sent):\n")
     table(["graph", "CPU ms per invocation"], floor_table(a.reps))
     print("ratio = ragsafe time / plain-loop time for the same LLM calls with the same client; target <= 1.05. "
