@@ -111,9 +111,17 @@ class ChromaStore:
             raise RuntimeError(f"Chroma collection {self.name!r} is empty; build it with `ragsafe index`")
         res = self.collection.query(query_embeddings=[vec], n_results=min(k, n),
                                     include=["documents", "metadatas", "distances"])
-        docs = [Document(page_content=t, metadata=dict(m or {}), id=i)
-                for i, t, m in zip(res["ids"][0], res["documents"][0], res["metadatas"][0])]
-        return annotate(docs, [1.0 - d for d in res["distances"][0]])
+        # one Document per hit, built annotated (what annotate() would give, without a second copy)
+        out = []
+        for rank, (cid, text, md, dist) in enumerate(zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
+                                                         res["distances"][0]), start=1):
+            md = dict(md) if md else {}
+            md["rank"] = rank
+            md["score"] = 1.0 - float(dist)
+            md["chunk_id"] = md.get("chunk_id") or cid
+            md.setdefault("doc_id", str(md["chunk_id"]).split("#", 1)[0])
+            out.append(Document(page_content=text, metadata=md, id=md["chunk_id"]))
+        return out
 
 
 def _clean_md(md: dict) -> dict:
