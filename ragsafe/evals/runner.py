@@ -624,11 +624,17 @@ def lean_gc(gen0: int = 20_000):
 
 async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM]) -> None:
     writers: dict[Path, _Writer] = {}
+    by_job: dict[int, _Writer] = {}  # the same writers by job, so a record does not recompute its folder
 
     async def worker(it) -> None:
         for cell, q in it:  # the lane's iterator is shared: each job is taken once
             rec = await answer_one(cell, q)
-            w = writers.setdefault(cell.job.run_dir, _Writer(RunStore(cell.job.run_dir)))
+            w = by_job.get(id(cell.job))
+            if w is None:  # one writer per folder, however many jobs name it
+                d = cell.job.run_dir
+                if d not in writers:
+                    writers[d] = _Writer(RunStore(d))
+                w = by_job[id(cell.job)] = writers[d]
             w.put(rec)
             reporter.advance(cell, rec)
 
