@@ -463,9 +463,10 @@ class LLM:
         endpoint = f"{url}/chat/completions"
         session, proxy = await self._session(url)
         try:
-            async with session.post(endpoint, data=json.dumps(request).encode(), proxy=proxy) as r:
+            async with session.post(endpoint, data=_dumps(request), proxy=proxy) as r:
                 raw = await r.read()
-                status, headers = r.status, dict(r.headers)
+                status = r.status
+                headers = dict(r.headers) if status >= 400 else {}
         except asyncio.TimeoutError:
             raise openai.APITimeoutError(request=httpx.Request("POST", endpoint)) from None
         except (aiohttp.ClientError, OSError) as e:
@@ -473,7 +474,7 @@ class LLM:
                                             request=httpx.Request("POST", endpoint)) from None
         if status >= 400:
             raise _status_error(status, headers, raw, endpoint)
-        data = json.loads(raw)
+        data = _loads(raw)
         if not isinstance(data, dict):
             raise EmptyResponse(f"{url} returned {type(data).__name__}, not a completion object")
         return data
@@ -512,6 +513,17 @@ class LLM:
             if owner is loop:
                 await keeper.aclose()
             self._sessions.pop(key, None)
+
+
+try:  # orjson (a chromadb dependency) encodes and decodes request bodies several times faster
+    import orjson
+
+    _dumps, _loads = orjson.dumps, orjson.loads  # orjson.JSONDecodeError subclasses json.JSONDecodeError
+except ImportError:  # pragma: no cover
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+    _loads = json.loads
 
 
 def _env_proxy(url: str) -> str | None:
