@@ -165,13 +165,8 @@ def floor_table(reps: int, n: int = 2000) -> list[list[str]]:
     async def second(state):
         return {"trace": [2], "letter": "A"}
 
-    b = StateGraph(_BareState)
-    b.add_node("first", first)
-    b.add_node("second", second)
-    b.add_edge(START, "first")
-    b.add_edge("first", "second")
-    b.add_edge("second", END)
-    bare = b.compile()
+    bare = (StateGraph(_BareState).add_sequence([first, second])
+            .add_edge(START, "first").add_edge("second", END).compile())
 
     class InstantLLM:
         model = "instant"
