@@ -120,9 +120,9 @@ def query_latencies(store, client, emb, queries, k: int, rounds: int, seed: int)
     ours, direct = [], []
     for _ in range(rounds):
         for q in queries:
-            arms = [(ours, lambda: store.query(q, k)),
-                    (direct, lambda: col.query(query_embeddings=[emb.embed_query(q)], n_results=k,
-                                               include=["documents", "metadatas", "distances"]))]
+            arms = [(ours, lambda q=q: store.query(q, k)),
+                    (direct, lambda q=q: col.query(query_embeddings=[emb.embed_query(q)], n_results=k,
+                                                   include=["documents", "metadatas", "distances"]))]
             rng.shuffle(arms)
             for sink, fn in arms:
                 t = time.perf_counter()

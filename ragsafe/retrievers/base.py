@@ -29,18 +29,22 @@ class Retriever(Protocol):
 
 def annotate(docs: list[Document], scores: list[float] | None = None) -> list[Document]:
     """Copy ``docs`` with rank, score and ids filled in (ids fall back to the Document id)."""
-    out = []
-    for i, d in enumerate(docs):
-        md = dict(d.metadata)
-        md["rank"] = i + 1
-        if scores is not None:
-            md["score"] = float(scores[i])
-        md.setdefault("score", None)
-        cid = md.get("chunk_id") or d.id or f"chunk-{i}"
-        md["chunk_id"] = cid
-        md.setdefault("doc_id", str(cid).split("#", 1)[0])
-        out.append(Document(page_content=d.page_content, metadata=md, id=cid))
-    return out
+    return [annotated(d.page_content, d.metadata, rank=i + 1, score=None if scores is None else scores[i],
+                      fallback_id=d.id or f"chunk-{i}") for i, d in enumerate(docs)]
+
+
+def annotated(text: str, metadata: dict | None, *, rank: int, score: float | None, fallback_id: str) -> Document:
+    """One hit as a Document: a copy of its metadata with rank, score (None keeps any it has), chunk
+    and doc ids filled in; the id is the chunk id."""
+    md = dict(metadata) if metadata else {}
+    md["rank"] = rank
+    if score is not None:
+        md["score"] = float(score)
+    md.setdefault("score", None)
+    cid = md.get("chunk_id") or fallback_id
+    md["chunk_id"] = cid
+    md.setdefault("doc_id", str(cid).split("#", 1)[0])
+    return Document(page_content=text, metadata=md, id=cid)
 
 
 class LangChainRetriever:

@@ -25,7 +25,7 @@ from pydantic import ConfigDict
 
 from .. import config
 from ..corpora.chunking import ChunkParams, chunk_documents
-from .base import annotate
+from .base import annotated
 from .embedders import SentenceTransformerEmbedder, get_embedder
 
 
@@ -111,17 +111,9 @@ class ChromaStore:
             raise RuntimeError(f"Chroma collection {self.name!r} is empty; build it with `ragsafe index`")
         res = self.collection.query(query_embeddings=[vec], n_results=min(k, n),
                                     include=["documents", "metadatas", "distances"])
-        # one Document per hit, built annotated (what annotate() would give, without a second copy)
-        out = []
-        for rank, (cid, text, md, dist) in enumerate(zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                                         res["distances"][0]), start=1):
-            md = dict(md) if md else {}
-            md["rank"] = rank
-            md["score"] = 1.0 - float(dist)
-            md["chunk_id"] = md.get("chunk_id") or cid
-            md.setdefault("doc_id", str(md["chunk_id"]).split("#", 1)[0])
-            out.append(Document(page_content=text, metadata=md, id=md["chunk_id"]))
-        return out
+        return [annotated(text, md, rank=rank, score=1.0 - dist, fallback_id=cid)
+                for rank, (cid, text, md, dist) in enumerate(zip(res["ids"][0], res["documents"][0],
+                                                                  res["metadatas"][0], res["distances"][0]), start=1)]
 
 
 def _clean_md(md: dict) -> dict:
