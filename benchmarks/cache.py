@@ -37,7 +37,7 @@ def main() -> int:
     import yaml
 
     os.environ.pop("RAGSAFE_NO_CACHE", None)
-    from ragsafe.evals.sweep import load_sweep, run_sweep
+    from ragsafe.experiments.sweep import load_sweep, run_sweep
 
     header(f"Cache: a sweep run again (fake server {a.latency * 1000:.0f} ms, concurrency {a.concurrency}, "
            f"medians of {a.reps})")
@@ -62,7 +62,7 @@ def main() -> int:
         # the CLI once, for the import cost a user sees on top
         env = {**os.environ, "RAGSAFE_HOME": str(Path(tmp) / "home0"), "PYTHONPATH": str(ROOT)}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ragsafe.cli", "sweep", str(Path(tmp) / "sweep0.yaml")], env=env,
+        subprocess.run([sys.executable, "-m", "ragsafe.cli.main", "sweep", str(Path(tmp) / "sweep0.yaml")], env=env,
                        check=True, capture_output=True)
         cli_second = time.perf_counter() - t0
     first = median(times["first"])

@@ -61,9 +61,9 @@ async def _bounded(items, c, fn):
 
 
 def graph_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
-    from ragsafe.evals.runner import lean_gc
+    from ragsafe.experiments.execute import lean_gc
     from ragsafe.graphs import Deps, graphs
-    from ragsafe.llm import LLM
+    from ragsafe.llm.client import LLM
 
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
@@ -83,8 +83,8 @@ def graph_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
 def loop_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
     from ragsafe.agents.answer import CHUNK_SEPARATOR, TOP_LOGPROBS, build_messages
     from ragsafe.agents.parse import parse_letter
-    from ragsafe.evals.runner import lean_gc
-    from ragsafe.llm import LLM
+    from ragsafe.experiments.execute import lean_gc
+    from ragsafe.llm.client import LLM
 
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
@@ -109,8 +109,9 @@ def loop_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
 
 def runner_arm(url: str, n: int, c: int, tmp: Path) -> tuple[float, float]:
     from ragsafe.config import EndpointConfig
-    from ragsafe.evals.runner import RunConfig, run
-    from ragsafe.evals.store import RunStore
+    from ragsafe.experiments.config import RunConfig
+    from ragsafe.experiments.execute import run
+    from ragsafe.experiments.store import RunStore
 
     out = tmp / f"r{time.monotonic_ns()}"
     d = run(RunConfig(graphs=["closed_book"], limit=n, out=str(out), cache="off", concurrency=c, bootstrap_B=10,
@@ -122,8 +123,8 @@ def runner_arm(url: str, n: int, c: int, tmp: Path) -> tuple[float, float]:
 
 def closed_loop_arm(url: str, questions, c: int) -> tuple[float, float]:
     from ragsafe.agents.answer import TOP_LOGPROBS, build_messages
-    from ragsafe.evals.runner import lean_gc
-    from ragsafe.llm import LLM
+    from ragsafe.experiments.execute import lean_gc
+    from ragsafe.llm.client import LLM
 
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
@@ -155,9 +156,9 @@ def floor_table(reps: int, n: int = 2000) -> list[list[str]]:
     from langgraph.graph import END, START, StateGraph
 
     from ragsafe.corpora.benchmark import load_benchmark
-    from ragsafe.evals.runner import lean_gc
+    from ragsafe.experiments.execute import lean_gc
     from ragsafe.graphs import Deps, graphs
-    from ragsafe.llm import Completion
+    from ragsafe.llm.client import Completion
 
     async def first(state):
         return {"trace": [1]}

@@ -4,7 +4,7 @@ Ideal = ceil(N / c) x latency: c requests always in flight, zero overhead. Three
 
 * bare: the same N requests from a minimal aiohttp loop (a semaphore, one session): the ceiling
   this fake server and loopback allow, so the ragsafe arms can be read against it;
-* client: N chat calls through ``ragsafe.llm.LLM`` with its gate bounding requests in flight at c;
+* client: N chat calls through ``ragsafe.llm.client.LLM`` with its gate bounding requests in flight at c;
 * sweep: a whole sweep (closed_book, one call per question; records appended and fsynced, scored)
   through ``run_sweep`` with endpoint ``concurrency: c``: the time from the first question to the
   last record on disk (``execute_seconds_last_session`` of the run record; setup and scoring,
@@ -54,7 +54,7 @@ def bare_arm(url: str, c: int, n: int) -> float:
 
 
 def client_arm(url: str, c: int, n: int) -> float:
-    from ragsafe.llm import LLM
+    from ragsafe.llm.client import LLM
 
     llm = LLM(url, "fake", max_in_flight=c, cache=None)
 
@@ -71,8 +71,8 @@ def client_arm(url: str, c: int, n: int) -> float:
 def sweep_arm(url: str, c: int, seeds: int, tmp: Path) -> tuple[float, int]:
     import yaml
 
-    from ragsafe.evals.store import RunStore
-    from ragsafe.evals.sweep import load_sweep, run_sweep
+    from ragsafe.experiments.store import RunStore
+    from ragsafe.experiments.sweep import load_sweep, run_sweep
 
     out = tmp / f"out-{c}-{time.monotonic_ns()}"
     p = tmp / "sweep.yaml"

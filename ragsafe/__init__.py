@@ -9,7 +9,7 @@ Example:
     >>> run(RunConfig(graphs=["closed_book", "standard_rag[k=3]"], limit=10))  # doctest: +SKIP
 """
 
-from .config import ConfigError, EndpointConfig
+from ragsafe.config import ConfigError, EndpointConfig
 
 __version__ = "0.1.0"
 
@@ -17,12 +17,16 @@ __all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "graph", "Deps",
 
 
 def __getattr__(name):  # heavy imports (torch, chromadb) only when used
-    if name in ("RunConfig", "run"):
-        from .evals import runner
+    if name == "RunConfig":
+        from ragsafe.experiments.config import RunConfig
 
-        return getattr(runner, name)
+        return RunConfig
+    if name == "run":
+        from ragsafe.experiments.execute import run
+
+        return run
     if name in ("graph", "Deps", "State"):
-        from . import graphs
+        from ragsafe import graphs
 
         return getattr(graphs, name)
     raise AttributeError(name)

@@ -32,7 +32,7 @@ def _isolated_home(session_home, monkeypatch):
 def llm_server(session_home):
     """The embedded llama.cpp server over real HTTP on 127.0.0.1."""
     os.environ["RAGSAFE_HOME"] = str(session_home)
-    from ragsafe.server import LocalServer
+    from ragsafe.llm.server import LocalServer
 
     srv = LocalServer(E2E_MODEL, log_dir=session_home / "logs")
     srv.start()
@@ -59,7 +59,7 @@ def demo_benchmark():
 def e2e_deps(llm_server, demo_store):
     """Deps wired to the real server and the real store (fresh LLM client per test)."""
     from ragsafe.graphs import Deps
-    from ragsafe.llm import LLM
+    from ragsafe.llm.client import LLM
     from ragsafe.retrievers.chroma import ChromaRetriever
     from ragsafe.retrievers.embedders import get_embedder
 

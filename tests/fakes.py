@@ -7,11 +7,11 @@ from typing import Any, Callable
 
 from langchain_core.documents import Document
 
-from ragsafe.llm import Completion
+from ragsafe.llm.client import Completion
 
 
 class ScriptedLLM:
-    """Stands in for :class:`ragsafe.llm.LLM`. ``replies`` is a list of texts, or a function of the
+    """Stands in for :class:`ragsafe.llm.client.LLM`. ``replies`` is a list of texts, or a function of the
     messages that returns the text (so routing tests can answer per role)."""
 
     def __init__(self, replies: list[str] | Callable[[list[dict]], str], model: str = "scripted") -> None:

@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any, Callable
 
-from ..llm import LLM
-from .answer import prompt_hash as _hash
+from ragsafe.llm.client import LLM
+from ragsafe.agents.answer import prompt_hash as _hash
 
 JSON_MODE = {"type": "json_object"}
 
@@ -122,7 +122,7 @@ async def ask_structured(
 
     ``schema`` (a JSON Schema) is sent inside ``response_format``; llama.cpp's server turns it into
     a grammar, so even a 135M model returns the shape asked for. A server that refuses it is asked
-    again without ``response_format`` (see :meth:`ragsafe.llm.LLM.chat`) and the lenient parser and
+    again without ``response_format`` (see :meth:`ragsafe.llm.client.LLM.chat`) and the lenient parser and
     the recorded fallback take over.
 
     ``prompt_hash`` names the prompt template in the trace (pass the role's module hash so it stays

@@ -17,8 +17,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from ..llm import LLM
-from .structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
+from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
 
 VERDICTS = ("supported", "contradicted", "insufficient")
 

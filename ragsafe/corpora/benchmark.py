@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..registry import Registry
-from .documents import DATA_DIR
+from ragsafe.registry import Registry
+from ragsafe.corpora.documents import DATA_DIR
 
 LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
@@ -337,7 +337,7 @@ def load_benchmark(spec: str) -> Benchmark:
     """
     if str(spec) in benchmarks:
         return benchmarks.get(str(spec))()
-    from .loaders import is_file_spec, load_any
+    from ragsafe.corpora.loaders import is_file_spec, load_any
 
     if is_file_spec(str(spec)):
         return load_any(str(spec))

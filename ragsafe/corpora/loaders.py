@@ -43,9 +43,9 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from ..registry import Registry
-from .benchmark import Benchmark, Problem, Question, finish, load_ragsafe_jsonl, question_from_record, read_jsonl
-from .errors import DataError
+from ragsafe.registry import Registry
+from ragsafe.corpora.benchmark import Benchmark, Problem, Question, finish, load_ragsafe_jsonl, question_from_record, read_jsonl
+from ragsafe.corpora.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -585,4 +585,4 @@ def load_manifest(path: Path) -> Benchmark:
 
 
 # the RadSaFE loaders register themselves in the registry above
-from . import radsafe as _radsafe  # noqa: E402,F401
+from ragsafe.corpora import radsafe as _radsafe  # noqa: E402,F401

@@ -36,8 +36,8 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-from ..corpora.benchmark import Question
-from .metrics import letter_of
+from ragsafe.corpora.benchmark import Question
+from ragsafe.evals.metrics import letter_of
 
 CATEGORIES = ["error", "parse_failure", "conflict_captured", "retrieval_miss", "unattributed", "no_evidence",
               "reasoning_miss"]
@@ -195,9 +195,9 @@ def attribute(samples_q: list[dict], questions: list[Question], chunk_text: Chun
 def _corpus_chunks(spec: str, size: int, overlap: int, prepend_title: bool) -> dict[str, str]:
     from transformers import AutoTokenizer
 
-    from ..corpora.chunking import ChunkParams, chunk_documents
-    from ..corpora.documents import load_corpus
-    from ..retrievers.embedders import default_model_path
+    from ragsafe.corpora.chunking import ChunkParams, chunk_documents
+    from ragsafe.corpora.documents import load_corpus
+    from ragsafe.retrievers.embedders import default_model_path
 
     tok = AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
     tok.model_max_length = 10 ** 9  # counting only; silence the long-sequence warning
@@ -212,7 +212,7 @@ def corpus_chunk_texts(run: dict) -> ChunkText | None:
     Only for runs indexed with the default embedder's tokenizer; None when the run retrieved nothing
     or its corpus cannot be rebuilt here (the retrieved-text test is then skipped and counted).
     """
-    from ..retrievers.embedders import DEFAULT_EMBEDDER
+    from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER
 
     corpus = run.get("corpus") or {}
     if not corpus.get("spec"):

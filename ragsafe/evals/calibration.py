@@ -25,9 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..corpora.benchmark import Question
-from . import sc_metrics, stats
-from .metrics import DEFAULT_OPTIONS, Options, letter_of, metric
+from ragsafe.corpora.benchmark import Question
+from ragsafe.evals import sc_metrics, stats
+from ragsafe.evals.metrics import DEFAULT_OPTIONS, Options, letter_of, metric
 
 N_BINS = 10
 

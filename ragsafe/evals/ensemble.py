@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import ConfigError
-from ..corpora.benchmark import Question
-from . import sc_metrics, stats
-from .metrics import letter_of
-from .runs import LoadedRun, combine_runs
+from ragsafe.config import ConfigError
+from ragsafe.corpora.benchmark import Question
+from ragsafe.evals import sc_metrics, stats
+from ragsafe.evals.metrics import letter_of
+from ragsafe.experiments.runs import LoadedRun, combine_runs
 
 vote = sc_metrics.majority
 """The ensemble's vote is the same rule as the self-consistency majority."""

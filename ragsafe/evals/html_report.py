@@ -12,7 +12,7 @@ import html
 import io
 from typing import Any
 
-from .report import Table, all_tables, header_line
+from ragsafe.evals.report import Table, all_tables, header_line
 
 SECTIONS = ["graph-table", "scatter", "metric-bars", "reliability", "calibration-table", "comparison-table",
             "attribution-table", "worst-case-table"]
@@ -89,7 +89,7 @@ BAR_METRICS = ["accuracy", "high_risk_error_rate", "unsafe_answer_rate", "contra
 
 def bars_png(summary: dict) -> str | None:
     """One panel per metric: a bar per graph × model with its CI."""
-    from .metrics import metrics
+    from ragsafe.evals.metrics import metrics
 
     cells = _ok_cells(summary)
     shown = [m for m in BAR_METRICS if any(c["metrics"].get(m) for c in cells.values())]
@@ -158,7 +158,7 @@ def reliability_png(summary: dict) -> str | None:
 
 
 def attribution_png(summary: dict) -> str | None:
-    from .attribution import CATEGORIES, CATEGORY_LABEL
+    from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
 
     cells = {k: c["attribution"] for k, c in _ok_cells(summary).items() if c.get("attribution")}
     if not cells or not any(a["n_wrong"] for a in cells.values()):
@@ -204,8 +204,8 @@ def graph_diagrams(summary: dict) -> str:
     """One diagram per distinct (graph, params) among the cells, built with the params the run used."""
     import base64
 
-    from ..graphs import graphs
-    from ..graphs.show import png_bytes
+    from ragsafe.graphs import graphs
+    from ragsafe.graphs.show import png_bytes
 
     out, seen = [], set()
     for cell in summary.get("variants", {}).values():

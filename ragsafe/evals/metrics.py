@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from ..corpora.benchmark import Question
-from ..registry import Registry
+from ragsafe.corpora.benchmark import Question
+from ragsafe.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,7 @@ GREEDY_METRICS = ["accuracy", "high_risk_error_rate", "unsafe_answer_rate", "con
 
 def _register_families() -> None:
     # the other families register on import; importing here keeps `metrics` complete for any caller
-    from . import calibration, sc_metrics  # noqa: F401
+    from ragsafe.evals import calibration, sc_metrics  # noqa: F401
 
 
 def metric_names(kind: str | None = None) -> list[str]:

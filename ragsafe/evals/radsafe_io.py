@@ -35,11 +35,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
-from ..corpora.benchmark import LABEL_KEYS, Question
-from . import sc_metrics
-from .metrics import letter_of
-from .runs import LoadedRun, load_run
+from ragsafe.config import ConfigError
+from ragsafe.corpora.benchmark import LABEL_KEYS, Question
+from ragsafe.evals import sc_metrics
+from ragsafe.evals.metrics import letter_of
+from ragsafe.experiments.runs import LoadedRun, load_run
 
 DATASET = "risk_radiorag"
 RESULTS = Path("phase4_checking_results") / "results"
@@ -279,8 +279,8 @@ def import_radsafe(src: str | Path, out: str | Path, *, model: str | None = None
 
     One model → ``out`` is the run folder; several → one run folder per model under ``out``.
     """
-    from ..config import stable_hash
-    from .store import RunStore
+    from ragsafe.config import stable_hash
+    from ragsafe.experiments.store import RunStore
 
     src = Path(src)
     res = src / RESULTS

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .attribution import CATEGORIES, CATEGORY_LABEL
-from .metrics import GREEDY_METRICS, metrics
-from .sc_metrics import SC_METRICS
+from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
+from ragsafe.evals.metrics import GREEDY_METRICS, metrics
+from ragsafe.evals.sc_metrics import SC_METRICS
 
 SHORT = {"accuracy": "accuracy", "high_risk_error_rate": "high-risk", "unsafe_answer_rate": "unsafe",
          "contradiction_rate": "contradiction", "null_rate": "null"}
@@ -228,7 +228,7 @@ def _n(x) -> str:
 def ensemble_tables(ens: dict | None) -> list[Table]:
     if not ens:
         return []
-    from .ensemble import ensemble_table
+    from ragsafe.evals.ensemble import ensemble_table
 
     t = ensemble_table(ens)
     return [Table("ensemble-table", f"Ensemble of {', '.join(ens['members'])}", t[0], t[1:],

@@ -207,10 +207,10 @@ def run(benchmark: str = "demo", corpus: str = "demo", *, ks: Sequence[int] = DE
         >>> rep = run("demo", "demo", distractors=["radlabels"])   # doctest: +SKIP
         >>> print(table(rep))                                        # doctest: +SKIP
     """
-    from ..corpora.benchmark import load_benchmark
-    from ..corpora.chunking import ChunkParams
-    from ..corpora.documents import load_corpus
-    from ..retrievers.chroma import build_index
+    from ragsafe.corpora.benchmark import load_benchmark
+    from ragsafe.corpora.chunking import ChunkParams
+    from ragsafe.corpora.documents import load_corpus
+    from ragsafe.retrievers.chroma import build_index
 
     bench = load_benchmark(benchmark)
     docs = load_corpus(corpus)

@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ..corpora.benchmark import Question
-from .metrics import DEFAULT_OPTIONS, Options, metric, wrong_and
+from ragsafe.corpora.benchmark import Question
+from ragsafe.evals.metrics import DEFAULT_OPTIONS, Options, metric, wrong_and
 
 TOL = 1e-12
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..corpora.benchmark import Question
-from . import attribution, calibration, stats
-from .metrics import GREEDY_METRICS, Options, metric_names, metrics, na_reason, per_question
-from .runs import CEILING, FLOOR, Arm, graph_of, load_run, run_arms
+from ragsafe.corpora.benchmark import Question
+from ragsafe.evals import attribution, calibration, stats
+from ragsafe.evals.metrics import GREEDY_METRICS, Options, metric_names, metrics, na_reason, per_question
+from ragsafe.experiments.runs import CEILING, FLOOR, Arm, graph_of, load_run, run_arms
 
 BREAKDOWN_METRICS = GREEDY_METRICS + ["sc_accuracy", "dangerous_overconfidence_rate"]
 
@@ -251,7 +251,7 @@ def summarize(samples: list[dict], questions: list[Question], variants: list[str
 def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None, seed: int | None = None,
                   threshold: float = 0.80, text: bool = True, write: bool = True) -> dict:
     """Recompute a run's ``summary.json`` from ``samples.jsonl`` (no LLM call)."""
-    from .store import RunStore
+    from ragsafe.experiments.store import RunStore
 
     lr = load_run(run_dir)
     cfg = lr.run.get("config") or {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pkgutil
 
-from .base import Deps, GraphSpec, State, graph, graphs, param_docs
+from ragsafe.graphs.base import Deps, GraphSpec, State, graph, graphs, param_docs
 
 # every module of this package registers its graphs on import (one file per strategy)
 for _m in pkgutil.iter_modules(__path__):

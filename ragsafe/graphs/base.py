@@ -16,12 +16,12 @@ from typing import Annotated, Any, Callable, TypedDict
 
 from langchain_core.documents import Document
 
-from ..agents import answer as answer_agent
-from ..config import ConfigError
-from ..corpora.benchmark import Question
-from ..llm import LLM
-from ..registry import Registry
-from ..retrievers.base import Retriever
+from ragsafe.agents import answer as answer_agent
+from ragsafe.config import ConfigError
+from ragsafe.corpora.benchmark import Question
+from ragsafe.llm.client import LLM
+from ragsafe.registry import Registry
+from ragsafe.retrievers.base import Retriever
 
 
 class State(TypedDict, total=False):

@@ -23,10 +23,10 @@ from typing import Any, Awaitable, Callable
 import httpx
 from langgraph.graph import END, START, StateGraph
 
-from ..agents import answer as answer_agent
-from ..config import ConfigError
-from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from .standard_rag import query_text
+from ragsafe.agents import answer as answer_agent
+from ragsafe.config import ConfigError
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.standard_rag import query_text
 
 PROBE_TEXT = "Tokenizer probe: pleural effusion."
 _http_client = httpx.AsyncClient

@@ -23,11 +23,11 @@ from langchain_core.documents import Document
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from ..agents import plan as plan_agent
-from ..agents import synthesize as synth_agent
-from ..agents import verify as verify_agent
-from ..corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS, Question
-from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.agents import plan as plan_agent
+from ragsafe.agents import synthesize as synth_agent
+from ragsafe.agents import verify as verify_agent
+from ragsafe.corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS, Question
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
 
 class ResearchRAGState(State, total=False):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 
-from ..config import ConfigError
-from .base import Deps, NoParams, State, graph, make_answer_node, traced
+from ragsafe.config import ConfigError
+from ragsafe.graphs.base import Deps, NoParams, State, graph, make_answer_node, traced
 
 
 @graph("precomputed_report", params=NoParams, paper_condition="deep_research")

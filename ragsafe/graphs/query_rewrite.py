@@ -17,11 +17,11 @@ from typing import Annotated, Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from ..agents import rewrite as rewrite_agent
-from ..corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS
-from ..retrievers.hybrid import interleave_unique
-from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from .standard_rag import query_text
+from ragsafe.agents import rewrite as rewrite_agent
+from ragsafe.corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS
+from ragsafe.retrievers.hybrid import interleave_unique
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.standard_rag import query_text
 
 
 class RewriteState(State, total=False):

@@ -16,9 +16,9 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from ..agents import answer as answer_agent
-from ..config import ConfigError
-from .base import Deps, State, _call_summary, as_node, call_info, graph, graphs, traced
+from ragsafe.agents import answer as answer_agent
+from ragsafe.config import ConfigError
+from ragsafe.graphs.base import Deps, State, _call_summary, as_node, call_info, graph, graphs, traced
 
 
 class SCState(State, total=False):

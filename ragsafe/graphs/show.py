@@ -11,7 +11,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .base import Deps, graphs
+from ragsafe.graphs.base import Deps, graphs
 
 
 class _Null:

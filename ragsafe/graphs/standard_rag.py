@@ -6,7 +6,7 @@ import dataclasses
 
 from langgraph.graph import END, START, StateGraph
 
-from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 from langgraph.graph import END, START, StateGraph
 
-from ..agents import verify as verify_agent
-from ..agents.plan import default_query
-from .base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from .standard_rag import query_text
+from ragsafe.agents import verify as verify_agent
+from ragsafe.agents.plan import default_query
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.standard_rag import query_text
 
 _RANK = {"contradicted": 0, "insufficient": 1, "supported": 2}
 

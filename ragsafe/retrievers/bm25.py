@@ -21,8 +21,8 @@ import bm25s
 import numpy as np
 from langchain_core.documents import Document
 
-from ..config import ConfigError
-from .base import annotate
+from ragsafe.config import ConfigError
+from ragsafe.retrievers.base import annotate
 
 _CACHE_SIZE = 4
 _cache: dict[tuple[str, float, float], "_Index"] = {}

@@ -23,10 +23,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from .. import config
-from ..corpora.chunking import ChunkParams, chunk_documents
-from .base import annotated
-from .embedders import SentenceTransformerEmbedder, get_embedder
+from ragsafe import config
+from ragsafe.corpora.chunking import ChunkParams, chunk_documents
+from ragsafe.retrievers.base import annotated
+from ragsafe.retrievers.embedders import SentenceTransformerEmbedder, get_embedder
 
 
 def make_client(path: str | Path | None = None, url: str | None = None):
@@ -143,7 +143,7 @@ class ChromaRetriever(BaseRetriever):
 def build_index(corpus: str = "demo", *, chroma_path: str | Path | None = None, chroma_url: str | None = None,
                 chunk: ChunkParams = ChunkParams(), docs: list[Document] | None = None) -> ChromaStore:
     """Load + chunk ``corpus`` and ingest it (idempotently) into its collection."""
-    from ..corpora.documents import load_corpus
+    from ragsafe.corpora.documents import load_corpus
 
     embedder = get_embedder()
     docs = docs if docs is not None else load_corpus(corpus)

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from langchain_core.documents import Document
 
-from .base import Retriever, annotate
+from ragsafe.retrievers.base import Retriever, annotate
 
 
 def _cid(d: Document) -> str:

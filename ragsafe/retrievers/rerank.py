@@ -13,8 +13,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from langchain_core.documents import Document
 
-from ..config import ConfigError
-from .base import annotate
+from ragsafe.config import ConfigError
+from ragsafe.retrievers.base import annotate
 
 
 class Embedder(Protocol):

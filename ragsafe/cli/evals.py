@@ -1,0 +1,170 @@
+"""CLI subcommands of the eval layer: score, report, ensemble, export-radsafe, import-radsafe.
+
+Every command reads stored records only: no LLM call, no network.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+def _stats_args(p) -> None:
+    p.add_argument("--B", type=int, default=None, help="bootstrap resamples (default: the run's, else 1000)")
+    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's, else 42)")
+    p.add_argument("--threshold", type=float, default=0.80,
+                   help="dangerous-overconfidence confidence threshold (default 0.80)")
+    p.add_argument("--allow-errors", action="store_true", help="score graphs with error samples (errors = null)")
+
+
+def cmd_score(a) -> int:
+    from ragsafe.evals.report import text_table
+    from ragsafe.evals.score import score_run_dir
+
+    summary = score_run_dir(a.run_dir, allow_errors=a.allow_errors, B=a.B, seed=a.seed, threshold=a.threshold,
+                            text=not a.no_text)
+    print(text_table(summary, full=a.full))
+    return 0
+
+
+def _analysis(a):
+    from ragsafe.experiments.runs import combine_runs, load_run
+    from ragsafe.evals.score import analyze
+
+    runs = [load_run(d) for d in a.run_dir]
+    arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)
+    cfg = runs[0].run.get("config") or {}
+    B = a.B or cfg.get("bootstrap_B", 1000)
+    seed = cfg.get("bootstrap_seed", 42) if a.seed is None else a.seed
+    pairs = None
+    if a.compare:
+        from ragsafe.evals.score import default_pairs
+
+        pairs = list(dict.fromkeys(default_pairs(arms) + [tuple(p) for p in a.compare]))
+    summary = analyze(arms, questions, B=B, seed=seed, allow_errors=a.allow_errors, threshold=a.threshold,
+                      pairs=pairs)
+    specs = sorted({r.run["benchmark"].get("original") or r.run["benchmark"]["spec"] for r in runs})
+    summary["run"] = {"path": ", ".join(str(r.path) for r in runs), "benchmark": ", ".join(specs),
+                      "model": ", ".join(sorted({r.model for r in runs}))}
+    return runs, summary
+
+
+def cmd_report(a) -> int:
+    from ragsafe.evals.report import as_csv_rows, markdown_report, text_table
+
+    runs, summary = _analysis(a)
+    ens = None
+    if len({r.model for r in runs}) > 1:  # an ensemble section needs several models
+        from ragsafe.evals.ensemble import analyze_ensemble
+
+        members = [m for m in (a.members or "").split(",") if m] or None
+        ens = analyze_ensemble(runs, members, B=summary["bootstrap"]["B"], seed=summary["bootstrap"]["seed"],
+                               threshold=a.threshold, allow_errors=a.allow_errors,
+                               common_questions=a.common_questions)
+    print(text_table(summary, ens, full=a.full))
+    if a.md:
+        Path(a.md).write_text(markdown_report(summary, ens, top=a.top), encoding="utf-8")
+    if a.html:
+        from ragsafe.evals.html_report import write_html
+
+        write_html(a.html, summary, ens, title=a.title, top=a.top)
+    if a.csv:
+        rows = as_csv_rows(summary)
+        with open(a.csv, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["variant"])
+            w.writeheader()
+            w.writerows(rows)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"summary": summary, "ensemble": ens}, indent=1, default=str),
+                                encoding="utf-8")
+    for kind, path in (("markdown", a.md), ("html", a.html), ("csv", a.csv), ("json", a.json)):
+        if path:
+            print(f"wrote {kind}: {path}")
+    return 0
+
+
+def cmd_ensemble(a) -> int:
+    from ragsafe.evals.ensemble import analyze_ensemble
+    from ragsafe.evals.report import Table, fixed_width
+    from ragsafe.experiments.runs import load_run
+
+    runs = [load_run(d) for d in a.run_dir]
+    members = [m for m in (a.members or "").split(",") if m] or None
+    res = analyze_ensemble(runs, members, variants=a.graph, B=a.B or 1000, seed=42 if a.seed is None else a.seed,
+                           threshold=a.threshold, allow_errors=a.allow_errors, common_questions=a.common_questions)
+    from ragsafe.evals.ensemble import ensemble_table
+
+    t = ensemble_table(res)
+    print(f"ensemble of {', '.join(res['members'])} | n={res['n_questions']} questions")
+    print("\n".join(fixed_width(Table("ensemble", "", t[0], t[1:]))))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from ragsafe.evals.radsafe_io import export_radsafe
+
+    *runs, out = a.paths
+    if not runs:
+        raise ValueError("usage: ragsafe export-radsafe RUN_DIR [RUN_DIR ...] OUT_DIR")
+    m = export_radsafe(runs, out)
+    for model, info in m["models"].items():
+        print(f"{out}/phase4_checking_results/results/{model}/risk_radiorag_checked.jsonl: "
+              f"{len(m['question_ids'])} questions, conditions {', '.join(info['conditions'])}")
+    return 0
+
+
+def cmd_import(a) -> int:
+    from ragsafe.evals.radsafe_io import import_radsafe
+
+    for d in import_radsafe(a.dir, a.out, model=a.model):
+        print(f"run folder: {d}  (score it with `ragsafe score {d}`)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="recompute summary.json from samples.jsonl (no LLM call)")
+    p.add_argument("run_dir")
+    _stats_args(p)
+    p.add_argument("--no-text", action="store_true",
+                   help="skip rebuilding chunk texts from the corpus (conflict-support test of retrieved chunks)")
+    p.add_argument("--full", action="store_true", help="print every table, not only the main ones")
+    p.set_defaults(fn=cmd_score)
+
+    p = sub.add_parser("report", help="tables and a static HTML/Markdown/CSV report over one or more runs")
+    p.add_argument("run_dir", nargs="+", help="run folders (several models: one run per model)")
+    p.add_argument("--html", default=None, help="write a self-contained HTML page here")
+    p.add_argument("--md", default=None, help="write the Markdown report here")
+    p.add_argument("--csv", default=None, help="write every estimate in long format here")
+    p.add_argument("--json", default=None, help="write the full analysis as JSON here")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="an extra paired comparison of two graphs (variant, or variant@model with several models)")
+    p.add_argument("--members", default=None, help="models of the ensemble section (comma-separated; default all)")
+    p.add_argument("--common-questions", action="store_true", help="use the questions every run shares")
+    p.add_argument("--top", type=int, default=20, help="rows of the worst-case table")
+    p.add_argument("--title", default="ragsafe report")
+    p.add_argument("--no-text", action="store_true", help="skip rebuilding chunk texts from the corpus")
+    p.add_argument("--full", action="store_true", help="print every table in the terminal")
+    _stats_args(p)
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("ensemble", help="majority vote of several models' greedy answers")
+    p.add_argument("run_dir", nargs="+", help="one run folder per model")
+    p.add_argument("--members", default=None, help="comma-separated model names (default: every run's model)")
+    p.add_argument("--graph", action="append", help="only these graph variants (default: those every member ran)")
+    p.add_argument("--common-questions", action="store_true")
+    p.add_argument("--json", default=None)
+    _stats_args(p)
+    p.set_defaults(fn=cmd_ensemble)
+
+    p = sub.add_parser("export-radsafe", help="write runs in the paper pipeline's phase-4 layout")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR... OUT_DIR")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("import-radsafe", help="read a phase-4 layout folder back into run folder(s)")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="run folder (several models: a folder of run folders)")
+    p.add_argument("--model", default=None, help="import only this model directory")
+    p.set_defaults(fn=cmd_import)

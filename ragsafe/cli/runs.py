@@ -1,0 +1,104 @@
+"""CLI subcommands for experiments at scale: sweep, runs list/show/merge."""
+
+from __future__ import annotations
+
+import json
+
+from ragsafe.config import ConfigError
+
+
+def _cache_mode(a) -> str:
+    if a.no_cache and a.refresh_cache:
+        raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
+    return "off" if a.no_cache else "refresh" if a.refresh_cache else "use"
+
+
+def cmd_sweep(a) -> int:
+    from ragsafe.experiments.shards import Shard
+    from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
+
+    sweep = load_sweep(a.file)
+    shard = Shard.parse(a.shard) if a.shard else None
+    cache = _cache_mode(a)
+    if a.dry_run:
+        jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=a.retry_errors, out=a.out)
+        rows, totals = dry_run(jobs, retry_errors=a.retry_errors)
+        if a.json:
+            print(json.dumps({"cells": rows, "totals": totals}, indent=2))
+        else:
+            print(format_dry_run(sweep, rows, totals, shard))
+        return 0
+    from ragsafe.llm.client import EndpointUnreachable
+
+    try:
+        dirs = run_sweep(sweep, shard=shard, cache=cache, retry_errors=a.retry_errors,
+                         allow_errors=True if a.allow_errors else None, out=a.out)
+    except EndpointUnreachable as e:
+        raise ConfigError(str(e)) from None
+    from ragsafe.evals.report import text_table
+    from ragsafe.experiments.store import RunStore
+
+    for d in dirs:
+        summary = RunStore(d).read_summary()
+        print(f"\n== {d}")
+        if summary:
+            print(text_table(summary))
+    print(f"\n{len(dirs)} run folder(s); `ragsafe runs list --root {a.out or sweep.base['out']}` lists them")
+    return 0
+
+
+def cmd_runs_list(a) -> int:
+    from ragsafe.experiments.index import RunIndex, format_table, to_json
+
+    rows = RunIndex(a.root).list(graph=a.graph, model=a.model, since=a.since, until=a.until)
+    print(to_json(rows) if a.json else format_table(rows))
+    return 0
+
+
+def cmd_runs_show(a) -> int:
+    from ragsafe.experiments.index import RunIndex, show
+
+    print(show(RunIndex(a.root).find(a.run)))
+    return 0
+
+
+def cmd_runs_merge(a) -> int:
+    from ragsafe.experiments.sweep import merge_shards
+
+    for d in merge_shards(a.sources, a.out, partial=a.partial):
+        print(f"merged {d}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run endpoints x graph variants x seeds from a YAML/TOML sweep file")
+    p.add_argument("file", help="sweep file (.yaml, .yml or .toml)")
+    p.add_argument("--dry-run", action="store_true", help="print the cells and the LLM calls expected; run nothing")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
+    p.add_argument("--shard", default=None, metavar="i/N", help="run slice i of N (questions round-robin by id order)")
+    p.add_argument("--out", default=None, help="folder of run folders (default: the file's out, else runs)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the LLM response cache")
+    p.add_argument("--refresh-cache", action="store_true", help="ask the server for everything; overwrite the cache")
+    p.add_argument("--retry-errors", action="store_true", help="run again only the samples that ended in an error")
+    p.add_argument("--allow-errors", action="store_true", help="report metrics for variants with error samples")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("runs", help="list, show and merge run folders")
+    rsub = p.add_subparsers(dest="runs_cmd", required=True)
+    q = rsub.add_parser("list", help="runs under a folder, newest first")
+    q.add_argument("--root", default="runs")
+    q.add_argument("--graph", default=None, help="only runs with this graph (name or variant label)")
+    q.add_argument("--model", default=None, help="only runs of this model id")
+    q.add_argument("--since", default=None, help="started on or after this date (YYYY-MM-DD or ISO time)")
+    q.add_argument("--until", default=None, help="started before the end of this date")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_runs_list)
+    q = rsub.add_parser("show", help="one run: config, progress, summary")
+    q.add_argument("run", help="run folder, its name, or a prefix of its name or config hash")
+    q.add_argument("--root", default="runs")
+    q.set_defaults(fn=cmd_runs_show)
+    q = rsub.add_parser("merge", help="merge shard run folders into the run an unsharded sweep makes")
+    q.add_argument("sources", nargs="+", help="shard run folders, or folders holding them")
+    q.add_argument("--out", required=True, help="folder for the merged run folders")
+    q.add_argument("--partial", action="store_true", help="merge even when some shards are missing")
+    q.set_defaults(fn=cmd_runs_merge)

@@ -1,0 +1,60 @@
+"""What a run depends on: the config that is hashed into its record, and the key=value grammar of its overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ragsafe.config import ConfigError, EndpointConfig
+
+
+@dataclasses.dataclass(kw_only=True)
+class RunConfig:
+    """Everything a run depends on; hashed into the run record."""
+
+    graphs: list[str]
+    """Graph variants: a name, or name[key=value,...] for inline params."""
+    sets: list[str] = dataclasses.field(default_factory=list)
+    """Param overrides "graph.key=value" applied to every variant of that graph."""
+    grids: list[str] = dataclasses.field(default_factory=list)
+    """Ablation grids "graph.key=v1,v2,...": one variant per value (several grids: every combination)."""
+    benchmark: str = "demo"
+    """Registered benchmark name or a path to a benchmark file."""
+    corpus: str = "demo"
+    """Registered corpus name, a folder of .md/.txt, or a .jsonl dump."""
+    split: str | None = None
+    """Only questions of this split (dev/test)."""
+    limit: int | None = None
+    """First N questions in id order (after the split filter)."""
+    endpoint: EndpointConfig = dataclasses.field(default_factory=EndpointConfig)
+    out: str = "runs"
+    """Folder that holds run folders."""
+    chroma_path: str | None = None
+    """PersistentClient folder (default $RAGSAFE_HOME/chroma)."""
+    chroma_url: str | None = None
+    """URL of a `chroma run` server; overrides chroma_path."""
+    chunk_size: int = 300
+    chunk_overlap: int = 50
+    concurrency: int = 1
+    """Questions in flight at once."""
+    skip_invalid: bool = False
+    """Run without the benchmark's invalid records (their ids are recorded) instead of refusing."""
+    allow_errors: bool = False
+    """Report metrics for variants with error samples (errors counted as null)."""
+    retry_errors: bool = False
+    """On resume, run again the samples that ended in an error."""
+    bootstrap_B: int = 1000
+    bootstrap_seed: int = 42
+    graph_modules: list[str] = dataclasses.field(default_factory=list)
+    """Extra modules/files whose @graph factories to register."""
+    cache: str = "use"
+    """LLM response cache: "use" (read and write), "refresh" (ask the server, overwrite), "off"."""
+
+
+def parse_assignments(items: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{what} {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return out

@@ -1,0 +1,397 @@
+"""Execute planned runs: answer every (variant, question) in one event loop, append each record as it
+finishes, then score.
+
+The run folder's name is the hash of the resolved config, so running the same command again
+resumes the same run: finished records are kept and only missing ones are computed.
+
+:func:`execute_runs` fills many run folders at once (a sweep: :mod:`ragsafe.experiments.sweep`) in one
+event loop: each endpoint bounds its requests in flight through a shared gate, and the questions
+of its cells (run x variant) are interleaved so that no server idles. ``--shard i/N`` takes every
+N-th question; shard folders merge into the folder an unsharded run makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import os
+import platform
+import time
+from contextlib import ExitStack
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from ragsafe import config as cfgmod
+from ragsafe.config import ConfigError
+from ragsafe.corpora.benchmark import Question
+from ragsafe.experiments.config import RunConfig
+from ragsafe.experiments.endpoints import _start_endpoints
+from ragsafe.experiments.plan import RunJob, prepare
+from ragsafe.experiments.progress import Reporter, log, pick_reporter
+from ragsafe.experiments.store import RunStore
+from ragsafe.experiments.variants import Variant
+from ragsafe.graphs import Deps
+from ragsafe.llm.client import LLM
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str | None], ...]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("ragsafe", "langgraph", "langchain-core", "chromadb", "openai", "tenacity",
+                "sentence-transformers", "torch", "llama_cpp_python", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return tuple(out.items())
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of Python and the packages a result depends on (looked up once per process)."""
+    return dict(_versions())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run(cfg: RunConfig, *, progress: Callable[[str], None] = log) -> Path:
+    """Execute ``cfg``; return the run folder (resumed when it already exists).
+
+    Example:
+        >>> run(RunConfig(graphs=["closed_book"], limit=5))  # doctest: +SKIP
+        PosixPath('runs/run-0123456789ab')
+    """
+    job = prepare(cfg)
+    return execute_runs([job], cache=cfg.cache, retry_errors=cfg.retry_errors, progress=progress,
+                        reporter=pick_reporter(progress, per_question=True))[0]
+
+
+@dataclasses.dataclass
+class Cell:
+    """One (run, variant): the unit that has a progress bar, a rate and an ETA."""
+
+    label: str
+    job: RunJob
+    variant: Variant
+    app: Any
+    deps: Deps
+    todo: list[Question]
+    done: int = 0
+    errors: int = 0
+    t_first: float | None = None
+    t_last: float | None = None
+    params: dict | None = None
+    """The variant's params as a dict (built once, shared by its records)."""
+
+    @property
+    def total(self) -> int:
+        return len(self.todo)
+
+
+@dataclasses.dataclass
+class Lane:
+    """The work of one endpoint: its cells' questions interleaved, answered by ``workers`` tasks."""
+
+    name: str
+    jobs: list[tuple[Cell, Question]]
+    workers: int
+
+
+def interleave(cells: list[Cell]) -> list[tuple[Cell, Question]]:
+    """Round-robin over cells, question by question: every cell advances at the same pace, and the
+    cells of one question run close together (steps they share are answered once)."""
+    out = []
+    for j in range(max((c.total for c in cells), default=0)):
+        out.extend((c, c.todo[j]) for c in cells if j < c.total)
+    return out
+
+
+def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool = False,
+                 progress: Callable[[str], None] = log, reporter: "Reporter | None" = None,
+                 allow_errors: bool | None = None) -> list[Path]:
+    """Fill the run folders of ``jobs`` in one event loop and score them; return the folders.
+
+    Jobs that share an endpoint share its request gate (``Endpoint.concurrency`` per URL), and
+    their questions are interleaved so no server idles while another cell waits. Records are
+    appended as they finish; a job that has nothing left to do touches no model.
+    """
+    from ragsafe.llm.cache import open_cache
+
+    reporter = reporter or pick_reporter(progress)
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        for job in jobs:
+            store = RunStore(job.run_dir)
+            if store.exists():
+                old = store.read_run()
+                if old.get("config_hash") != job.plan["config_hash"]:
+                    raise ConfigError(f"{job.run_dir} holds a run with another config hash; pass another --out")
+            stack.enter_context(store.lock())
+            if store.exists():
+                cut = store.repair()
+                progress(f"resuming {job.run_dir} ({len(store.done_keys())} records kept"
+                         f"{', torn tail cut' if cut else ''})")
+        pending = {id(job): job.pending(retry_errors) for job in jobs}
+        busy = [job for job in jobs if any(pending[id(job)].values())]
+        endpoints = _start_endpoints(busy, stack, progress)
+        llms: dict[int, LLM] = {}
+        records: dict[int, dict] = {}
+        cells: list[Cell] = []
+        response_cache = open_cache(cache) if busy else None
+        for job in busy:
+            ep = job.endpoint
+            live = endpoints[ep.name]
+            retriever, index_info = _retriever_for(job, stack, progress) if job.plan["needs_retriever"] else (None, None)
+            llm = LLM(live["base_url"], live["model"], api_key=cfgmod.read_api_key(ep.config.api_key_env),
+                      timeout=ep.config.timeout, max_retries=ep.config.max_retries, seed=ep.config.seed,
+                      cache=response_cache, cache_read=cache != "refresh", gate=live["gate"],
+                      backoff_initial=ep.backoff_initial, backoff_max=ep.backoff_max)
+            llms[id(job)] = llm
+            count_tokens = None
+            if job.plan["needs_retriever"]:
+                from ragsafe.retrievers.embedders import get_embedder
+
+                count_tokens = get_embedder().count_tokens
+            deps = Deps(llm=llm, retriever=retriever, answer_mode=ep.config.answer_mode,
+                        max_tokens=ep.config.max_tokens, temperature=0.0, seed=ep.config.seed,
+                        context_window=live["context_window"], count_tokens=count_tokens)
+            record = _run_record(job, live, index_info)
+            RunStore(job.run_dir).write_run(record)
+            records[id(job)] = record
+            todo_n = sum(len(x) for x in pending[id(job)].values())
+            progress(f"run {job.run_dir}: {len(job.plan['variants'])} variant(s) x {len(job.questions)} question(s)"
+                     f"{f' (shard {job.shard.label})' if job.shard else ''}; {todo_n} to compute")
+            tag = job.extra.get("cell_prefix", "")
+            for v in job.plan["variants"]:
+                todo = pending[id(job)][v.label]
+                if todo:
+                    cells.append(Cell(f"{tag}{v.label}", job, v, v.spec.build(deps, v.params), deps, todo))
+        lanes = []
+        for name in dict.fromkeys(job.endpoint.name for job in busy):
+            mine = [c for c in cells if c.job.endpoint.name == name]
+            lanes.append(Lane(name, interleave(mine), max(1, mine[0].job.endpoint.workers) if mine else 1))
+        t_exec, cpu_exec = time.perf_counter(), time.process_time()
+        if cells:
+            reporter.start(cells)
+            try:
+                with lean_gc():
+                    asyncio.run(_execute(lanes, reporter, list(llms.values())))
+            finally:
+                reporter.close()
+        wall = round(time.perf_counter() - t0, 2)
+        exec_s = round(time.perf_counter() - t_exec, 3)
+        exec_cpu = round(time.process_time() - cpu_exec, 3)
+        for job in busy:
+            llm, record = llms[id(job)], records[id(job)]
+            if llm.logprobs_supported is False:
+                progress(f"note: {llm.base_url} returned no logprobs; letters come from the strict text parse")
+                if job.endpoint.config.answer_mode == "letter_logprobs":
+                    progress("warning: answer_mode letter_logprobs fell back to generate (no logprobs from the server)")
+            record["endpoint"]["logprobs_supported"] = llm.logprobs_supported
+            record["finished_at"] = _now()
+            record["wall_seconds_last_session"] = wall
+            record["execute_seconds_last_session"] = exec_s
+            record["execute_cpu_seconds_last_session"] = exec_cpu  # this process's CPU (all runs of the session)
+            record["llm_calls_last_session"] = llm.calls
+            record["cache_hits_last_session"] = llm.cache_hits
+            record["failed_attempts_last_session"] = llm.failed_attempts
+            RunStore(job.run_dir).write_run(record)
+        out = []
+        busy_ids = {id(job) for job in busy}
+        for job in jobs:  # still holding the folders' locks
+            store = RunStore(job.run_dir)
+            if not store.exists():
+                continue  # a shard with no questions: nothing to write
+            store.compact()
+            if id(job) not in busy_ids and not store.read_run().get("finished_at"):
+                store.write_run({**store.read_run(), "finished_at": _now()})  # its last session was cut short
+            allow = job.cfg.allow_errors if allow_errors is None else allow_errors
+            if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
+                score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
+            out.append(job.run_dir)
+    return out
+
+
+def _score_stamp(store: RunStore, allow_errors: bool) -> dict:
+    st = store.samples_path.stat() if store.samples_path.exists() else None
+    return {"allow_errors": allow_errors, "samples_bytes": st.st_size if st else 0}
+
+
+def _scored_with(store: RunStore) -> dict | None:
+    return (store.read_summary() or {}).get("scored_with")
+
+
+_INDEXES: dict[tuple, tuple[Any, dict]] = {}
+
+
+def _retriever_for(job: RunJob, stack: ExitStack, progress) -> tuple[Any, dict]:
+    """One Chroma index per (corpus, chunking, store location), built once per process."""
+    from ragsafe.retrievers.chroma import ChromaRetriever, build_index
+
+    cfg = job.cfg
+    key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], cfg.chunk_size, cfg.chunk_overlap,
+           cfg.chroma_path, cfg.chroma_url)
+    if key not in _INDEXES:
+        progress(f"indexing corpus {cfg.corpus!r} into Chroma ...")
+        store_ = build_index(cfg.corpus, chroma_path=cfg.chroma_path, chroma_url=cfg.chroma_url,
+                             chunk=job.plan["chunk"], docs=job.plan["docs"])
+        retriever = ChromaRetriever(store=store_)
+        _INDEXES[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
+        progress(f"index {store_.name}: {store_.count()} chunks ({store_.last_ingest['embedded']} embedded now)")
+    stack.callback(_INDEXES.pop, key, None)  # a later session re-checks the store
+    return _INDEXES[key]
+
+
+def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> dict[str, Any]:
+    cfg, p, ep = job.cfg, job.plan, job.endpoint.config
+    store = RunStore(job.run_dir)
+    old = store.read_run() if store.exists() else {}
+    rec = {
+        "config_hash": p["config_hash"],
+        "config": dataclasses.asdict(cfg) | {"endpoint": dataclasses.asdict(ep)},
+        "identity": p["identity"],
+        "variants": {v.label: {"graph": v.spec.name, "params": dataclasses.asdict(v.params),
+                               "overrides": v.overrides, "paper_condition": v.spec.paper_condition}
+                     for v in p["variants"]},
+        "benchmark": {"spec": cfg.benchmark, "name": p["bench"].name, "files": p["bench"].files,
+                      "hash": p["identity"]["benchmark"]["hash"], "n_records": p["bench"].n_records,
+                      "n_loaded": len(p["bench"].questions), "skipped_ids": p["skipped"],
+                      "problems": [str(x) for x in p["problems"]]},
+        "question_ids": [q.id for q in p["questions"]],
+        "corpus": {"spec": cfg.corpus, "hash": p["identity"]["corpus"]["hash"], "index": index_info}
+        if p["needs_retriever"] else None,
+        "endpoint": {"kind": "local" if ep.base_url == "local" else "remote", "base_url": live["base_url"],
+                     "replicas": list(job.endpoint.replicas), "concurrency_per_url": job.endpoint.concurrency,
+                     "model": live["model"], "server_models": live["server_models"], "answer_mode": ep.answer_mode,
+                     "max_tokens": ep.max_tokens, "context_window": live["context_window"],
+                     "api_key_env": ep.api_key_env},
+        "seeds": {"llm": ep.seed, "bootstrap": cfg.bootstrap_seed},
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "started_at": old.get("started_at") or _now(),
+    }
+    if job.shard:
+        rec["shard"] = {"index": job.shard.index, "count": job.shard.count,
+                        "question_ids": [q.id for q in job.questions]}
+    rec.update(job.extra.get("record", {}))
+    return rec
+
+
+@contextlib.contextmanager
+def lean_gc(gen0: int = 20_000):
+    """Python's cyclic GC, run on every 700 allocations over everything loaded for a run (questions,
+    chunks, graphs, clients), costs 10–15 % of the client's CPU per question at high concurrency.
+    During execution the objects that exist already are frozen out of collection and young
+    collections run less often; both are restored afterwards."""
+    import gc
+
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], gen0), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
+async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM]) -> None:
+    writers: dict[Path, _Writer] = {}
+    by_job: dict[int, _Writer] = {}  # the same writers by job, so a record does not recompute its folder
+
+    async def worker(it) -> None:
+        for cell, q in it:  # the lane's iterator is shared: each job is taken once
+            rec = await answer_one(cell, q)
+            w = by_job.get(id(cell.job))
+            if w is None:  # one writer per folder, however many jobs name it
+                d = cell.job.run_dir
+                if d not in writers:
+                    writers[d] = _Writer(RunStore(d))
+                w = by_job[id(cell.job)] = writers[d]
+            w.put(rec)
+            reporter.advance(cell, rec)
+
+    tasks = []
+    for lane in lanes:
+        it = iter(lane.jobs)
+        tasks += [asyncio.create_task(worker(it)) for _ in range(max(1, min(lane.workers, len(lane.jobs))))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        for w in writers.values():
+            await w.close()
+        for llm in llms:
+            await llm.aclose()
+
+
+class _Writer:
+    """Group commit: records that finish while a write is on disk go out together in the next one,
+    written off the event loop so requests keep flowing during fsync."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.buf: list[dict] = []
+        self.task: asyncio.Task | None = None
+
+    def put(self, rec: dict) -> None:
+        self.buf.append(rec)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.buf:
+            batch, self.buf = self.buf, []
+            await asyncio.to_thread(self.store.append_many, batch)
+
+    async def close(self) -> None:
+        while self.task is not None and not self.task.done() or self.buf:
+            if self.task is None or self.task.done():
+                self.task = asyncio.create_task(self._drain())
+            await asyncio.shield(self.task)
+
+
+async def answer_one(cell: Cell, q: Question) -> dict[str, Any]:
+    """Run one question through one cell's graph; a fault that outlived its retries is recorded."""
+    v, deps = cell.variant, cell.deps
+    t = time.perf_counter()
+    if cell.params is None:
+        cell.params = dataclasses.asdict(v.params)
+    rec: dict[str, Any] = {"variant": v.label, "graph": v.spec.name, "params": cell.params,
+                           "question_id": q.id, "answer_key": q.answer, "seed": deps.seed}
+    try:
+        st = await cell.app.ainvoke({"question": q, "queries": [], "trace": []})
+        ans = st.get("answer") or {}
+        rec.update(letter=st.get("letter"), correct=st.get("letter") == q.answer,
+                   raw_output=ans.get("raw"), letter_dist=ans.get("letter_dist"),
+                   answer_source=ans.get("source"), messages=ans.get("messages"),
+                   queries=st.get("queries"),
+                   retrieved=[{k: d.metadata.get(k) for k in ("chunk_id", "doc_id", "score", "rank")}
+                              for d in st.get("chunks") or []],
+                   trace=st.get("trace"), error=None, **{k: st[k] for k in ("sc",) if k in st})
+    except (ConfigError, TypeError, AttributeError, KeyError, NameError):
+        raise  # programming or data errors are not per-sample faults
+    except Exception as e:  # noqa: BLE001  (a transport/server fault after retries: recorded)
+        rec.update(letter=None, correct=False, error={"type": type(e).__name__, "message": str(e)[:500]},
+                   trace=None)
+    rec["seconds"] = round(time.perf_counter() - t, 4)
+    rec["finished_at"] = _now()
+    return rec
+
+
+def score_run(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None,
+              seed: int | None = None) -> dict:
+    """Recompute ``summary.json`` from ``samples.jsonl`` (no LLM call): every SaFE-Scale metric,
+    paired tests, attribution (with chunk texts rebuilt offline from the run's corpus)."""
+    from ragsafe.evals.score import score_run_dir
+
+    return score_run_dir(run_dir, allow_errors=allow_errors, B=B, seed=seed)

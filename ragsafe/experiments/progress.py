@@ -1,0 +1,132 @@
+"""Progress display: one line per question, one per cell, or a live table; rates and ETAs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from ragsafe.experiments.execute import Cell
+
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Reporter:
+    """Progress of cells: count, errors, rate and ETA. Subclasses render it."""
+
+    def start(self, cells: list[Cell]) -> None:
+        self.cells = cells
+        self.total = sum(c.total for c in cells)
+        self.n = 0
+
+    def advance(self, cell: Cell, rec: dict) -> None:
+        now = time.perf_counter()
+        cell.t_first = cell.t_first or now
+        cell.t_last = now
+        cell.done += 1
+        cell.errors += bool(rec.get("error"))
+        self.n += 1
+
+    def close(self) -> None:
+        pass
+
+
+def rate_eta(cell: Cell, started: float) -> tuple[float | None, float | None]:
+    """Questions per second since ``started`` and seconds left at that rate."""
+    el = (cell.t_last or started) - started
+    if cell.done == 0 or el <= 0:
+        return None, None
+    rate = cell.done / el
+    return rate, (cell.total - cell.done) / rate
+
+
+def _fmt_eta(s: float | None) -> str:
+    if s is None:
+        return "-:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class QuestionLog(Reporter):
+    """A line per finished question (the `ragsafe run` log)."""
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.progress = progress
+
+    def advance(self, cell: Cell, rec: dict) -> None:
+        super().advance(cell, rec)
+        mark = "error" if rec.get("error") else ("ok" if rec.get("correct") else "wrong")
+        self.progress(f"[{self.n}/{self.total}] {cell.label} {rec['question_id']}: {rec.get('letter')} "
+                      f"({mark}, {rec['seconds']:.1f}s)")
+
+
+class CellLog(Reporter):
+    """A line per cell when it finishes, and a status line of all cells every ``interval`` seconds."""
+
+    def __init__(self, progress: Callable[[str], None], interval: float = 10.0) -> None:
+        self.progress = progress
+        self.interval = interval
+
+    def start(self, cells: list[Cell]) -> None:
+        super().start(cells)
+        self.t0 = self.last = time.perf_counter()
+
+    def line(self, c: Cell) -> str:
+        rate, eta = rate_eta(c, self.t0)
+        return (f"{c.label}: {c.done}/{c.total}" + (f", {c.errors} errors" if c.errors else "")
+                + (f", {rate:.2f} q/s, ETA {_fmt_eta(eta)}" if rate else ""))
+
+    def advance(self, cell: Cell, rec: dict) -> None:
+        super().advance(cell, rec)
+        if cell.done == cell.total:
+            self.progress("done " + self.line(cell))
+        now = time.perf_counter()
+        if now - self.last >= self.interval and self.n < self.total:
+            self.last = now
+            busy = [c for c in self.cells if c.done < c.total]
+            self.progress(f"[{self.n}/{self.total}] " + "; ".join(self.line(c) for c in busy[:8])
+                          + (f"; ... {len(busy) - 8} more cells" if len(busy) > 8 else ""))
+
+
+class RichCells(Reporter):
+    """A live rich table on stderr: one bar per cell with count, errors, rate and ETA."""
+
+    def start(self, cells: list[Cell]) -> None:
+        super().start(cells)
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[err]}"), TextColumn("{task.fields[rate]}"),
+                            TimeRemainingColumn(), console=Console(stderr=True), refresh_per_second=4)
+        self.t0 = time.perf_counter()
+        from rich.markup import escape
+
+        self.ids = {id(c): self.bar.add_task(escape(c.label), total=c.total, err="", rate="") for c in cells}
+        self.bar.start()
+
+    def advance(self, cell: Cell, rec: dict) -> None:
+        super().advance(cell, rec)
+        rate, _ = rate_eta(cell, self.t0)
+        self.bar.update(self.ids[id(cell)], advance=1, err=f"{cell.errors} err" if cell.errors else "",
+                        rate=f"{rate:.2f} q/s" if rate else "")
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+def pick_reporter(progress: Callable[[str], None] = log, *, per_question: bool = False) -> Reporter:
+    """rich bars on a terminal; plain lines otherwise (logs, CI)."""
+    if progress is log and sys.stderr.isatty():
+        return RichCells()
+    return QuestionLog(progress) if per_question else CellLog(progress)

@@ -1,0 +1,202 @@
+"""A run is a folder anyone can open: ``run.json``, ``samples.jsonl``, ``summary.json``.
+
+Samples are appended one line per (variant, question) as each finishes, flushed and fsynced, so
+a crash loses at most the lines being written. On reopen a torn last line is cut off and every
+complete record is kept; a record is never written twice for the same key, except that an error
+record may be followed by the answer of a later retry (``--retry-errors``). :meth:`RunStore.compact`
+then rewrites the file (atomically) with exactly one line per key.
+
+One process writes a run folder at a time: :meth:`RunStore.lock` takes an exclusive ``flock`` on
+``.lock`` (released by the kernel when the process dies, however it dies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no cross-process lock there
+    fcntl = None
+from pathlib import Path
+from typing import Any, Iterator
+
+from ragsafe.config import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+def _atomic_write(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sample_key(rec: dict) -> tuple[str, str]:
+    return (rec["variant"], rec["question_id"])
+
+
+class RunStore:
+    """Read/append access to one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.samples_path = self.path / "samples.jsonl"
+        self._lock = threading.Lock()
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    def exists(self) -> bool:
+        return self.run_json.exists()
+
+    def read_run(self) -> dict:
+        if not self.run_json.exists():
+            raise FileNotFoundError(f"{self.path} is not a ragsafe run folder (no run.json)")
+        return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def write_run(self, run: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.run_json, {"schema_version": SCHEMA_VERSION, **run})
+
+    def write_summary(self, summary: dict) -> None:
+        _atomic_write(self.path / "summary.json", {"schema_version": SCHEMA_VERSION, **summary})
+
+    def read_summary(self) -> dict | None:
+        p = self.path / "summary.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+    def repair(self) -> int:
+        """Cut a torn last line (no trailing newline or invalid JSON); return bytes removed."""
+        p = self.samples_path
+        if not p.exists():
+            return 0
+        data = p.read_bytes()
+        good = len(data)
+        if data and not data.endswith(b"\n"):
+            good = data.rfind(b"\n") + 1
+        else:
+            # a complete-looking last line can still be garbage if a crash hit mid-buffer
+            last_start = data.rfind(b"\n", 0, max(len(data) - 1, 0)) + 1
+            try:
+                if data[last_start:].strip():
+                    json.loads(data[last_start:])
+            except ValueError:
+                good = last_start
+        if good < len(data):
+            with open(p, "r+b") as f:
+                f.truncate(good)
+                f.flush()
+                os.fsync(f.fileno())
+        return len(data) - good
+
+    def iter_samples(self) -> Iterator[dict]:
+        """Complete records, one per key: a later answered record supersedes an earlier error record."""
+        if not self.samples_path.exists():
+            return
+        best: dict[tuple[str, str], dict] = {}
+        with open(self.samples_path, encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # torn tail
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                k = sample_key(rec)
+                if k not in best or best[k].get("error"):
+                    best[k] = rec  # a later record supersedes an error record
+        yield from best.values()
+
+    def samples(self) -> list[dict]:
+        return list(self.iter_samples())
+
+    def done_keys(self, include_errors: bool = True) -> set[tuple[str, str]]:
+        return {sample_key(r) for r in self.iter_samples() if include_errors or not r.get("error")}
+
+    def append(self, rec: dict) -> None:
+        self.append_many([rec])
+
+    def append_many(self, recs: list[dict]) -> None:
+        """Append complete lines with one write and one fsync (a group commit)."""
+        if not recs:
+            return
+        blob = "".join(_line(r) for r in recs).encode("utf-8")
+        with self._lock:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def line_count(self) -> int:
+        if not self.samples_path.exists():
+            return 0
+        with open(self.samples_path, "rb") as f:
+            return sum(1 for _ in f)
+
+    def compact(self) -> bool:
+        """Rewrite ``samples.jsonl`` with one line per key when some lines are superseded.
+
+        The new file is written beside the old one and moved over it, so a crash at any point
+        leaves either the old file or the new one. Returns whether it rewrote.
+        """
+        recs = self.samples()
+        if self.line_count() == len(recs):
+            return False
+        tmp = self.samples_path.with_suffix(f".jsonl.tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in recs:
+                f.write(_line(r))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.samples_path)
+        return True
+
+    def lock(self) -> "RunLock":
+        """Hold the folder for writing; raises :class:`RunLocked` when another process holds it."""
+        return RunLock(self.path)
+
+
+class RunLocked(ConfigError):
+    """Another process is writing this run folder."""
+
+
+class RunLock:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise RunLocked(f"another ragsafe process is writing {self.path}; wait for it to finish "
+                                f"(or stop it) and run again") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def _line(rec: dict) -> str:
+    return json.dumps({"schema_version": SCHEMA_VERSION, **rec}, sort_keys=True, default=str,
+                      ensure_ascii=False) + "\n"

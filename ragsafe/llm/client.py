@@ -1,0 +1,624 @@
+"""OpenAI-compatible chat client: retries, timeouts, usage, logprobs, cache hook.
+
+Works against any OpenAI-compatible server (vLLM, llama.cpp, Ollama). Retries (tenacity,
+exponential backoff with jitter, honouring ``Retry-After``) happen on connection errors, timeouts,
+429, 5xx and garbled bodies (bad JSON, no choices), never on other 4xx. A request that still fails
+after its retries raises :class:`RequestFailed` naming the URL, the fault and the attempts.
+
+One endpoint may be served by several replica base URLs: a :class:`Gate` bounds the requests in
+flight per URL and sends each attempt to the least-busy one (a retry avoids the URL that just
+failed). A slot is held only while a request is on the wire, never during a backoff wait.
+
+Requests go out through aiohttp when it is installed (the OpenAI SDK's client costs several
+milliseconds of CPU per request, which caps throughput at high concurrency) or through the SDK
+(``RAGSAFE_HTTP=openai``); either way errors are the SDK's exception types.
+
+Every call returns a :class:`Completion` that records what was sent and what came back, so a
+sample record can be re-scored or audited later. The API key is held only by the client object;
+it never enters a record, cache key or log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import itertools
+import hashlib
+import json
+import math
+import random
+import time
+from typing import Any, Protocol
+
+import httpx
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+
+class RequestFailed(RuntimeError):
+    """A request that still failed after its retries; the message names the URL, fault and attempts."""
+
+    def __init__(self, message: str, *, url: str = "", attempts: int = 0) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
+
+
+class EndpointUnreachable(RequestFailed):
+    """The endpoint did not answer at all; the message names the URL and how to start a server."""
+
+
+class LogprobsUnsupported(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    finish_reason: str | None = None
+    top_logprobs: dict[str, float] | None = None
+    """Alternatives for the first non-blank output token: token text -> logprob."""
+    cached: bool = False
+    request: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        # a shallow copy: dataclasses.asdict deep-copies the messages, which costs more per call
+        # than the rest of a request at high concurrency
+        out = {f.name: getattr(self, f.name) for f in _COMPLETION_FIELDS}
+        out["request"] = dict(self.request)
+        return out
+
+
+_COMPLETION_FIELDS = dataclasses.fields(Completion)
+
+
+def _from_cache(rec: dict[str, Any]) -> Completion:
+    # fields a later version dropped are ignored, so an old cache never breaks a run
+    known = {k: v for k, v in rec.items() if k in _FIELD_NAMES}
+    return Completion(**{**known, "cached": True, "latency_s": 0.0})
+
+
+_FIELD_NAMES = {f.name for f in _COMPLETION_FIELDS}
+
+
+class ResponseCache(Protocol):
+    def get(self, key: str) -> dict | None: ...
+    def put(self, key: str, value: dict) -> None: ...
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    # Malformed bodies from a flaky proxy (bad JSON, empty choices) are transient too.
+    return isinstance(exc, (json.JSONDecodeError, EmptyResponse))
+
+
+class EmptyResponse(RuntimeError):
+    pass
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    if isinstance(exc, openai.APIStatusError) and exc.response is not None:
+        value = exc.response.headers.get("retry-after")
+        try:
+            return min(float(value), 60.0) if value is not None else None
+        except ValueError:
+            return None
+    return None
+
+
+class _Wait:
+    """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial = initial
+        self.maximum = maximum
+
+    def delay(self, failed: int, exc: BaseException | None) -> float:
+        """Wait after the ``failed``-th failed attempt (1-based)."""
+        n = max(failed, 1)
+        base = min(self.initial * 2 ** (n - 1) + random.uniform(0, self.initial), self.maximum)
+        ra = _retry_after(exc)
+        return max(base, ra) if ra is not None else base
+
+    def after_first(self, state: RetryCallState) -> float:
+        """tenacity's wait for the retries: its attempt k is the request's attempt k + 1."""
+        return self.delay(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
+
+@dataclasses.dataclass
+class _Tries:
+    n: int = 0
+    last_url: str | None = None
+
+
+class Gate:
+    """Request slots of one endpoint, spread over its replica base URLs.
+
+    Each URL takes at most ``per_url`` requests at once (None: no bound). :meth:`acquire` waits
+    for a free slot and returns the least-busy URL, preferring one other than ``avoid`` (the URL a
+    retry just failed on). Share one gate between the clients of one endpoint (one per seed) so
+    the bound holds for the endpoint as a whole.
+
+    Args:
+        urls: the endpoint's base URLs (the first is the primary).
+        per_url: requests in flight per URL.
+    """
+
+    def __init__(self, urls: list[str], per_url: int | None = None) -> None:
+        if not urls:
+            raise ValueError("a gate needs at least one base URL")
+        if per_url is not None and per_url < 1:
+            raise ValueError(f"per_url={per_url}: must be >= 1")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.per_url = per_url
+        self.busy = {u: 0 for u in self.urls}
+        self.sent = {u: 0 for u in self.urls}
+        """Requests sent per URL (every attempt), for the run record."""
+        self.peak = 0
+        self._turn = itertools.count()
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+        self.sessions: dict[tuple, tuple[asyncio.AbstractEventLoop, Any, Any, str | None]] = {}
+        """aiohttp sessions of the clients using this gate, per (URL, key, timeout), for one event loop."""
+
+    def _pick(self, avoid: str | None) -> str | None:
+        free = [u for u in self.urls if self.per_url is None or self.busy[u] < self.per_url]
+        if not free:
+            return None
+        if avoid is not None and len(free) > 1:
+            free = [u for u in free if u != avoid] or free
+        least = min(self.busy[u] for u in free)
+        ties = [u for u in free if self.busy[u] == least]
+        return ties[next(self._turn) % len(ties)]
+
+    async def acquire(self, avoid: str | None = None) -> str:
+        while True:
+            url = self._pick(avoid)
+            if url is not None:
+                self.busy[url] += 1
+                self.sent[url] += 1
+                self.peak = max(self.peak, sum(self.busy.values()))
+                return url
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake()  # it was woken for a slot it will not take: pass the turn on
+                else:
+                    self._waiters.remove(fut)
+                raise
+
+    def release(self, url: str) -> None:
+        self.busy[url] -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def in_flight(self) -> int:
+        return sum(self.busy.values())
+
+
+class LLM:
+    """Async chat client for one model on one OpenAI-compatible endpoint.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8080/v1``.
+        model: model id the server knows.
+        api_key: the key value (read from the environment by the caller; never stored).
+        timeout: per-request timeout, seconds.
+        max_retries: retries after the first attempt on transient faults.
+        seed: default sampling seed sent with each request.
+        cache: optional response cache (content-addressed on model, messages, params, seed).
+        backoff_initial: first backoff wait, seconds.
+        backoff_max: longest backoff wait, seconds (a server's Retry-After may ask for longer, up to 60 s).
+        replicas: further base URLs serving the same model; requests are spread over all of them.
+        gate: request slots shared with other clients of this endpoint (default: one of its own,
+            bounded by ``max_in_flight`` per URL).
+        max_in_flight: requests on the wire at once per URL when this client makes its own gate.
+        cache_read: False answers every request from the server and overwrites the cache (refresh).
+        http: "aiohttp" (default when installed: far less CPU per request, which decides throughput at
+            high concurrency) or "openai" (the SDK's own client). Both raise the SDK's exception types.
+
+    Example:
+        >>> llm = LLM("http://127.0.0.1:8080/v1", "smollm2-135m")  # doctest: +SKIP
+        >>> c = asyncio.run(llm.chat([{"role": "user", "content": "Hi"}]))  # doctest: +SKIP
+    """
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "not-needed", timeout: float = 120.0,
+                 max_retries: int = 4, seed: int | None = 0, cache: ResponseCache | None = None,
+                 backoff_initial: float = 0.5, backoff_max: float = 20.0, replicas: list[str] | None = None,
+                 gate: Gate | None = None, max_in_flight: int | None = None, cache_read: bool = True,
+                 http: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.seed = seed
+        self.cache = cache
+        self.cache_read = cache_read
+        self.logprobs_supported: bool | None = None
+        self._wait = _Wait(backoff_initial, backoff_max)
+        urls = [self.base_url] + [u.rstrip("/") for u in replicas or [] if u.rstrip("/") != self.base_url]
+        self.gate = gate or Gate(urls, max_in_flight)
+        for u in self.gate.urls:
+            if u not in urls:
+                urls.append(u)
+        self._api_key = api_key
+        self.http = http or default_http()
+        if self.http not in ("aiohttp", "openai"):
+            raise ValueError(f"http={self.http!r}: choose 'aiohttp' or 'openai'")
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        # HTTP sessions live on the gate, so the clients of one endpoint (one per seed) share
+        # their connections instead of each opening its own to every URL
+        self._sessions = self.gate.sessions
+        self._pending: dict[str, asyncio.Future] = {}
+        self.calls = 0
+        """Completions answered by the server (one per request, whatever its attempts)."""
+        self.cache_hits = 0
+        self.failed_attempts = 0
+        """Attempts that met a transient fault (each was retried or ended in RequestFailed)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Public facts of this endpoint for a run record (no key)."""
+        return {"base_url": self.base_url, "model": self.model, "timeout": self.timeout,
+                "max_retries": self.max_retries, "seed": self.seed,
+                "logprobs_supported": self.logprobs_supported,
+                "replicas": [u for u in self.gate.urls if u != self.base_url],
+                "max_in_flight_per_url": self.gate.per_url}
+
+    async def check(self, timeout: float = 5.0) -> list[str]:
+        """Fail within seconds, naming the URL, if the endpoint does not answer; return its model ids.
+
+        Every replica URL is checked; the model ids are those of the primary.
+        """
+        ids: list[str] | None = None
+        for base in self.gate.urls:
+            got = await self._check_one(base, timeout)
+            ids = got if ids is None else ids
+        return ids or []
+
+    async def _check_one(self, base: str, timeout: float) -> list[str]:
+        url = f"{base}/models"
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                r = await http.get(url, headers={"Authorization": f"Bearer {self._api_key}"})
+        except (httpx.HTTPError, OSError) as e:
+            raise EndpointUnreachable(
+                f"no OpenAI-compatible server answers at {url} ({type(e).__name__}: {e}). Start one with "
+                f"`ragsafe serve --model smollm2-135m`, `vllm serve MODEL`, or `ollama serve`, "
+                f"or run with the default endpoint 'local' to let ragsafe start it", url=url) from None
+        if r.status_code >= 400:
+            raise EndpointUnreachable(f"{url} answered HTTP {r.status_code}: {r.text[:200]}", url=url)
+        try:
+            return [m["id"] for m in r.json().get("data", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise EndpointUnreachable(f"{url} did not return an OpenAI model list: {r.text[:200]}", url=url) from None
+
+    async def chat(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 10,
+                   top_logprobs: int | None = None, seed: int | None = None, response_format: dict | None = None,
+                   stop: list[str] | None = None, use_cache: bool = True) -> Completion:
+        """One chat completion, retried on transient faults.
+
+        ``top_logprobs`` asks for the alternatives of each output token; when the server refuses
+        logprobs the call is repeated without them and ``logprobs_supported`` becomes False.
+        Identical requests in flight at once are sent once (the others wait for that answer).
+        """
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        seed = self.seed if seed is None else seed
+        if seed is not None:
+            params["seed"] = seed
+        if stop:
+            params["stop"] = stop
+        if response_format:
+            params["response_format"] = response_format
+        want_lp = bool(top_logprobs) and self.logprobs_supported is not False
+        if want_lp:
+            params["logprobs"] = True
+            params["top_logprobs"] = top_logprobs
+        request = {"model": self.model, "messages": messages, **params}
+        caching = self.cache is not None and use_cache
+        key = cache_key(request) if self.cache is not None else ""
+        if caching and self.cache_read:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.cache_hits += 1
+                return _from_cache(hit)
+        if caching and key in self._pending:
+            # the same request is on the wire already (another variant sharing this step): wait for
+            # its answer; should it fail, this caller tries on its own below
+            try:
+                rec = await asyncio.shield(self._pending[key])
+            except Exception:  # noqa: BLE001
+                rec = None
+            if rec is not None:
+                self.cache_hits += 1
+                return _from_cache(rec)
+        waiter: asyncio.Future | None = None
+        if caching and key not in self._pending:
+            waiter = asyncio.get_running_loop().create_future()
+            self._pending[key] = waiter
+        try:
+            comp = await self._call(request)
+        except openai.BadRequestError as e:
+            self._settle(key, waiter, error=e)
+            if want_lp and "logprob" in str(e).lower():
+                self.logprobs_supported = False
+                return await self.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                       response_format=response_format, stop=stop, use_cache=use_cache)
+            if response_format and "response_format" in str(e).lower():
+                return await self.chat(messages, temperature=temperature, max_tokens=max_tokens,
+                                       top_logprobs=top_logprobs, seed=seed, stop=stop, use_cache=use_cache)
+            raise
+        except BaseException as e:
+            self._settle(key, waiter, error=e)
+            raise
+        if want_lp:
+            self.logprobs_supported = comp.top_logprobs is not None or self.logprobs_supported
+        if self.cache is not None:
+            rec = {k: v for k, v in comp.to_record().items() if k != "cached"}
+            self.cache.put(key, rec)
+            self._settle(key, waiter, value=rec)
+        return comp
+
+    def _settle(self, key: str, waiter: asyncio.Future | None, *, value: dict | None = None,
+                error: BaseException | None = None) -> None:
+        if waiter is None:
+            return
+        self._pending.pop(key, None)
+        if waiter.done():
+            return
+        if error is not None:
+            waiter.set_exception(error if isinstance(error, Exception) else RuntimeError("request cancelled"))
+            waiter.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        else:
+            waiter.set_result(value)
+
+    async def _call(self, request: dict[str, Any]) -> Completion:
+        tries = _Tries()
+        try:
+            # The first attempt goes straight out: tenacity's per-call set-up (a retry state, a
+            # thread-local, wrapped callbacks) costs about as much CPU as the HTTP request itself,
+            # and nearly every request succeeds first time. Retries, when needed, are tenacity's.
+            try:
+                resp, latency = await self._attempt(request, tries)
+            except Exception as first:
+                if not _retryable(first) or self.max_retries < 1:
+                    raise
+                await asyncio.sleep(self._wait.delay(1, first))
+                async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
+                                                   wait=self._wait.after_first, reraise=True,
+                                                   retry=retry_if_exception(_retryable)):
+                    with attempt:
+                        resp, latency = await self._attempt(request, tries)
+        except Exception as e:
+            if not _retryable(e):
+                raise
+            what = f"{type(e).__name__}: {str(e)[:200]}"
+            msg = (f"{tries.last_url}/chat/completions failed after {tries.n} attempt(s) (max_retries="
+                   f"{self.max_retries}); last fault {what}")
+            kind = EndpointUnreachable if isinstance(e, (openai.APIConnectionError, httpx.TransportError)) \
+                else RequestFailed
+            raise kind(msg, url=tries.last_url or self.base_url, attempts=tries.n) from e
+        attempts = tries.n
+        self.calls += 1
+        choice = _get(resp, "choices")[0]
+        message = _get(choice, "message")
+        usage = _get(resp, "usage")
+        return Completion(
+            text=(_get(message, "content") or "") if message else "",
+            model=_get(resp, "model") or self.model,
+            prompt_tokens=_get(usage, "prompt_tokens"),
+            completion_tokens=_get(usage, "completion_tokens"),
+            latency_s=latency,
+            attempts=attempts,
+            finish_reason=_get(choice, "finish_reason"),
+            top_logprobs=_first_token_alternatives(choice),
+            request=request,
+        )
+
+    async def _attempt(self, request: dict[str, Any], tries: "_Tries") -> tuple[Any, float]:
+        """One attempt on the least-busy URL (avoiding the one that just failed); the slot is held
+        only while the request is on the wire."""
+        tries.n += 1
+        url = await self.gate.acquire(avoid=tries.last_url)
+        tries.last_url = url
+        try:
+            t0 = time.perf_counter()
+            resp = await self._send(url, request)
+            latency = time.perf_counter() - t0
+            if not _get(resp, "choices"):
+                raise EmptyResponse(f"{url} returned no choices")
+            return resp, latency
+        except BaseException as e:
+            if _retryable(e):
+                self.failed_attempts += 1
+            raise
+        finally:
+            self.gate.release(url)
+
+    async def _send(self, url: str, request: dict[str, Any]) -> Any:
+        """One attempt: the parsed reply (a dict, or the SDK's object), or the SDK's exception types."""
+        if self.http == "openai":
+            if url not in self._clients:
+                self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=self._api_key, timeout=self.timeout,
+                                                        max_retries=0)
+            return await self._clients[url].chat.completions.create(**request)
+        import aiohttp
+
+        endpoint = f"{url}/chat/completions"
+        session, proxy = await self._session(url)
+        try:
+            async with session.post(endpoint, data=_dumps(request), proxy=proxy) as r:
+                raw = await r.read()
+                status = r.status
+                headers = dict(r.headers) if status >= 400 else {}
+        except asyncio.TimeoutError:
+            raise openai.APITimeoutError(request=httpx.Request("POST", endpoint)) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise openai.APIConnectionError(message=f"Connection error: {type(e).__name__}: {e}",
+                                            request=httpx.Request("POST", endpoint)) from None
+        if status >= 400:
+            raise _status_error(status, headers, raw, endpoint)
+        data = _loads(raw)
+        if not isinstance(data, dict):
+            raise EmptyResponse(f"{url} returned {type(data).__name__}, not a completion object")
+        return data
+
+    async def _session(self, url: str):
+        """One aiohttp session per URL and event loop (a session cannot outlive its loop), kept on the
+        gate and shared by every client of the endpoint; returns it with the proxy for the URL.
+
+        A suspended async generator holds each session: ``asyncio.run`` finalizes async generators
+        before it closes its loop, which closes the session even when nobody calls :meth:`aclose`
+        (e.g. ``run_sync(llm.chat(...))`` called several times).
+        """
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        key = (url, self._api_key, self.timeout)
+        held = self._sessions.get(key)
+        if held is None or held[0] is not loop or held[1].closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # the gate bounds requests in flight
+                # trust_env would look up proxy variables and ~/.netrc on a worker thread for every
+                # request (two thread hops each): the proxy is looked up once per URL instead
+                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False,
+                headers={"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
+            keeper = _close_at_loop_end(session)
+            await keeper.__anext__()
+            self._sessions[key] = held = (loop, session, keeper, _env_proxy(url))
+        return held[1], held[3]
+
+    async def aclose(self) -> None:
+        for c in self._clients.values():
+            await c.close()
+        self._clients.clear()
+        loop = asyncio.get_running_loop()
+        for key, (owner, session, keeper, _) in list(self._sessions.items()):
+            if owner is loop:
+                await keeper.aclose()
+            self._sessions.pop(key, None)
+
+
+try:  # orjson (a chromadb dependency) encodes and decodes request bodies several times faster
+    import orjson
+
+    _dumps, _loads = orjson.dumps, orjson.loads  # orjson.JSONDecodeError subclasses json.JSONDecodeError
+except ImportError:  # pragma: no cover
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+    _loads = json.loads
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY…) names for ``url``, or None."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+async def _close_at_loop_end(session):
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+_STATUS_ERRORS = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+                  404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
+                  429: openai.RateLimitError}
+
+
+def _status_error(status: int, headers: dict, raw: bytes, url: str) -> openai.APIStatusError:
+    """The exception the OpenAI SDK raises for this status, so callers see one set of types."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    message = (err.get("message") if isinstance(err, dict) else err) or raw[:300].decode("utf-8", "replace")
+    cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
+    resp = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
+    return cls(f"Error code: {status} - {message}", response=resp, body=err if isinstance(err, dict) else body)
+
+
+def default_http() -> str:
+    """aiohttp (several times less CPU per request than the SDK's httpx stack) when it is installed;
+    ``RAGSAFE_HTTP=openai`` sends requests through the OpenAI SDK instead."""
+    from ragsafe import config
+
+    choice = (config.env("RAGSAFE_HTTP") or "").strip().lower()
+    if choice:
+        return choice
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return "openai"
+    return "aiohttp"
+
+
+def _get(obj: Any, name: str) -> Any:
+    """A field of a reply parsed as JSON (dict) or by the SDK (object)."""
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _first_token_alternatives(choice: Any) -> dict[str, float] | None:
+    content = _get(_get(choice, "logprobs"), "content")
+    if not content:
+        return None
+    for tok in content:
+        token = _get(tok, "token") or ""
+        if token.strip():
+            alts = {_get(a, "token"): _get(a, "logprob") for a in (_get(tok, "top_logprobs") or [])}
+            alts.setdefault(token, _get(tok, "logprob"))
+            return alts
+    return None
+
+
+def letter_distribution(alternatives: dict[str, float] | None, letters: list[str]) -> dict[str, float] | None:
+    """Probability of each valid letter among a token's alternatives, renormalised over the letters.
+
+    Tokens like " B", "B", "B." count for B. Returns None when no valid letter is among them.
+    """
+    if not alternatives:
+        return None
+    mass = {L: 0.0 for L in letters}
+    for tok, logprob in alternatives.items():
+        t = tok.strip().strip(".):").strip()
+        if t in mass and logprob is not None and logprob > -1e9:
+            mass[t] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return {L: p / total for L, p in mass.items()}
+
+
+def cache_key(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def run_sync(coro):
+    """Run a coroutine from sync code (CLI, tests)."""
+    return asyncio.run(coro)
