@@ -14,8 +14,7 @@ def _report_json(rep) -> dict:
 
 def cmd_retrieval_eval(a) -> int:
     from ragsafe.corpora.chunking import ChunkParams
-    from ragsafe.evals import retrieval_eval as rev
-
+    from ragsafe.evals.metrics import retrieval as rev
     chunk = ChunkParams(size=a.chunk_size, overlap=a.chunk_overlap)
     common = dict(ks=a.k, split=a.split, chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk=chunk,
                   depth=a.depth)

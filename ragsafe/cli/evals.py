@@ -19,7 +19,7 @@ def _stats_args(p) -> None:
 
 
 def cmd_score(a) -> int:
-    from ragsafe.evals.report import text_table
+    from ragsafe.evals.reports.tables import text_table
     from ragsafe.evals.score import score_run_dir
 
     summary = score_run_dir(a.run_dir, allow_errors=a.allow_errors, B=a.B, seed=a.seed, threshold=a.threshold,
@@ -51,7 +51,7 @@ def _analysis(a):
 
 
 def cmd_report(a) -> int:
-    from ragsafe.evals.report import as_csv_rows, markdown_report, text_table
+    from ragsafe.evals.reports.tables import as_csv_rows, markdown_report, text_table
 
     runs, summary = _analysis(a)
     ens = None
@@ -66,7 +66,7 @@ def cmd_report(a) -> int:
     if a.md:
         Path(a.md).write_text(markdown_report(summary, ens, top=a.top), encoding="utf-8")
     if a.html:
-        from ragsafe.evals.html_report import write_html
+        from ragsafe.evals.reports.html import write_html
 
         write_html(a.html, summary, ens, title=a.title, top=a.top)
     if a.csv:
@@ -86,7 +86,7 @@ def cmd_report(a) -> int:
 
 def cmd_ensemble(a) -> int:
     from ragsafe.evals.ensemble import analyze_ensemble
-    from ragsafe.evals.report import Table, fixed_width
+    from ragsafe.evals.reports.tables import Table, fixed_width
     from ragsafe.experiments.runs import load_run
 
     runs = [load_run(d) for d in a.run_dir]
@@ -104,7 +104,7 @@ def cmd_ensemble(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from ragsafe.evals.radsafe_io import export_radsafe
+    from ragsafe.evals.radsafe import export_radsafe
 
     *runs, out = a.paths
     if not runs:
@@ -117,7 +117,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_import(a) -> int:
-    from ragsafe.evals.radsafe_io import import_radsafe
+    from ragsafe.evals.radsafe import import_radsafe
 
     for d in import_radsafe(a.dir, a.out, model=a.model):
         print(f"run folder: {d}  (score it with `ragsafe score {d}`)")

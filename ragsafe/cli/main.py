@@ -111,7 +111,7 @@ def cmd_validate(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from ragsafe.evals.report import text_table
+    from ragsafe.evals.reports.tables import text_table
     from ragsafe.experiments.config import RunConfig
     from ragsafe.experiments.execute import run
     from ragsafe.llm.client import EndpointUnreachable
@@ -194,15 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     _endpoint_args(p)
     p.set_defaults(fn=cmd_run)
 
-    # feature areas add their own subcommands: module ragsafe.cli_<area> with register(subparsers)
-    import importlib
-    import pkgutil
+    # each command group of ragsafe/cli/ adds its own subcommands with register(subparsers)
+    from ragsafe.cli import data, evals, runs
 
-    import ragsafe
-
-    for m in sorted(pkgutil.iter_modules(ragsafe.__path__), key=lambda m: m.name):
-        if m.name.startswith("cli_"):
-            importlib.import_module(f"ragsafe.{m.name}").register(sub)
+    for group in (data, evals, runs):
+        group.register(sub)
     return ap
 
 

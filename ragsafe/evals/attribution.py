@@ -37,7 +37,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from ragsafe.corpora.benchmark import Question
-from ragsafe.evals.metrics import letter_of
+from ragsafe.evals.metrics.greedy import letter_of
 
 CATEGORIES = ["error", "parse_failure", "conflict_captured", "retrieval_miss", "unattributed", "no_evidence",
               "reasoning_miss"]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ragsafe import config
 
-from ragsafe.llm.client import models
+from ragsafe.llm import models
 class ServerError(RuntimeError):
     pass
 

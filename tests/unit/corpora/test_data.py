@@ -202,7 +202,7 @@ def test_datasheet_counts_match_the_data():
 
 
 def test_retrieval_ceiling_on_demo(demo_store, demo_benchmark):
-    from ragsafe.evals.retrieval_eval import evaluate
+    from ragsafe.evals.metrics.retrieval import evaluate
 
     rep = evaluate(demo_benchmark.questions, demo_store.query, ks=(10,))
     assert rep.skipped == [] and rep.missing_gold == {}

@@ -10,7 +10,7 @@ from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.config import ConfigError
 from ragsafe.corpora.benchmark import Question, load_ragsafe_jsonl
 from ragsafe.evals.ensemble import analyze_ensemble, ensemble_question, vote
-from ragsafe.evals.metrics import GREEDY_METRICS, per_question
+from ragsafe.evals.metrics.greedy import GREEDY_METRICS, per_question
 from ragsafe.experiments.runs import load_run
 from ragsafe.evals.score import summarize
 

@@ -12,7 +12,7 @@ from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.cli.main import main
 from ragsafe.config import ConfigError
 from ragsafe.evals.ensemble import analyze_ensemble
-from ragsafe.evals.radsafe_io import export_radsafe, import_radsafe, paper_condition
+from ragsafe.evals.radsafe import export_radsafe, import_radsafe, paper_condition
 from ragsafe.experiments.runs import combine_runs, load_run
 from ragsafe.evals.score import analyze, score_run_dir
 from tests.paths import FIXTURES

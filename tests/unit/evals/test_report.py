@@ -14,8 +14,8 @@ import pytest
 
 from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.cli.main import main
-from ragsafe.evals.html_report import SECTIONS, render_html
-from ragsafe.evals.report import markdown_report, text_table
+from ragsafe.evals.reports.html import SECTIONS, render_html
+from ragsafe.evals.reports.tables import markdown_report, text_table
 from ragsafe.experiments.runs import combine_runs, load_run
 from ragsafe.evals.score import analyze, summarize
 

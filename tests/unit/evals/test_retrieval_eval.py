@@ -9,8 +9,7 @@ import pytest
 from langchain_core.documents import Document
 
 from ragsafe.corpora.benchmark import Question
-from ragsafe.evals import retrieval_eval as rev
-
+from ragsafe.evals.metrics import retrieval as rev
 # doc id of each retrieved chunk, best first: a gold doc "a" at ranks 2 and 3, gold "b" at rank 4
 RANKED = ["x", "a", "a", "b", "y"]
 GOLD = ("a", "b")

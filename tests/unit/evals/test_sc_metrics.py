@@ -10,9 +10,9 @@ import pytest
 from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.corpora.benchmark import OptionLabels, Question, load_ragsafe_jsonl
 from ragsafe.evals import calibration as cal
-from ragsafe.evals import sc_metrics as sc
+from ragsafe.evals.metrics import self_consistency as sc
 from ragsafe.evals import stats
-from ragsafe.evals.metrics import Options, metrics
+from ragsafe.evals.metrics.greedy import Options, metrics
 from ragsafe.evals.score import summarize
 
 LN5 = math.log(5)  # 4 options + the null bin

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from ragsafe.llm.client import models
+from ragsafe.llm import models
 from ragsafe.config import ConfigError
 
 

@@ -28,7 +28,7 @@ import math
 from collections import Counter
 
 from ragsafe.corpora.benchmark import Question
-from ragsafe.evals.metrics import DEFAULT_OPTIONS, Options, metric, wrong_and
+from ragsafe.evals.metrics.greedy import DEFAULT_OPTIONS, Options, metric, wrong_and
 
 TOL = 1e-12
 

@@ -37,8 +37,8 @@ from typing import Any
 
 from ragsafe.config import ConfigError
 from ragsafe.corpora.benchmark import LABEL_KEYS, Question
-from ragsafe.evals import sc_metrics
-from ragsafe.evals.metrics import letter_of
+from ragsafe.evals.metrics import self_consistency as sc_metrics
+from ragsafe.evals.metrics.greedy import letter_of
 from ragsafe.experiments.runs import LoadedRun, load_run
 
 DATASET = "risk_radiorag"

@@ -112,7 +112,8 @@ GREEDY_METRICS = ["accuracy", "high_risk_error_rate", "unsafe_answer_rate", "con
 
 def _register_families() -> None:
     # the other families register on import; importing here keeps `metrics` complete for any caller
-    from ragsafe.evals import calibration, sc_metrics  # noqa: F401
+    from ragsafe.evals import calibration  # noqa: F401
+    from ragsafe.evals.metrics import self_consistency  # noqa: F401
 
 
 def metric_names(kind: str | None = None) -> list[str]:

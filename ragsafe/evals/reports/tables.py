@@ -11,8 +11,8 @@ import dataclasses
 from typing import Any
 
 from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
-from ragsafe.evals.metrics import GREEDY_METRICS, metrics
-from ragsafe.evals.sc_metrics import SC_METRICS
+from ragsafe.evals.metrics.greedy import GREEDY_METRICS, metrics
+from ragsafe.evals.metrics.self_consistency import SC_METRICS
 
 SHORT = {"accuracy": "accuracy", "high_risk_error_rate": "high-risk", "unsafe_answer_rate": "unsafe",
          "contradiction_rate": "contradiction", "null_rate": "null"}

@@ -12,7 +12,7 @@ import html
 import io
 from typing import Any
 
-from ragsafe.evals.report import Table, all_tables, header_line
+from ragsafe.evals.reports.tables import Table, all_tables, header_line
 
 SECTIONS = ["graph-table", "scatter", "metric-bars", "reliability", "calibration-table", "comparison-table",
             "attribution-table", "worst-case-table"]
@@ -89,7 +89,7 @@ BAR_METRICS = ["accuracy", "high_risk_error_rate", "unsafe_answer_rate", "contra
 
 def bars_png(summary: dict) -> str | None:
     """One panel per metric: a bar per graph × model with its CI."""
-    from ragsafe.evals.metrics import metrics
+    from ragsafe.evals.metrics.greedy import metrics
 
     cells = _ok_cells(summary)
     shown = [m for m in BAR_METRICS if any(c["metrics"].get(m) for c in cells.values())]
