@@ -38,7 +38,6 @@ def main() -> int:
 
     os.environ.pop("RAGSAFE_NO_CACHE", None)
     from ragsafe.experiments.sweep import load_sweep, run_sweep
-
     header(f"Cache: a sweep run again (fake server {a.latency * 1000:.0f} ms, concurrency {a.concurrency}, "
            f"medians of {a.reps})")
     times: dict[str, list[float]] = {"first": [], "second": [], "fresh": []}

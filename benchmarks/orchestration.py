@@ -64,7 +64,6 @@ def graph_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
     from ragsafe.experiments.execute import lean_gc
     from ragsafe.graphs import Deps, graphs
     from ragsafe.llm.client import LLM
-
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
         deps = Deps(llm=llm, retriever=FixedRetriever())
@@ -85,7 +84,6 @@ def loop_arm(url: str, questions, c: int, k: int) -> tuple[float, float]:
     from ragsafe.agents.parse import parse_letter
     from ragsafe.experiments.execute import lean_gc
     from ragsafe.llm.client import LLM
-
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
         retriever = FixedRetriever()
@@ -125,7 +123,6 @@ def closed_loop_arm(url: str, questions, c: int) -> tuple[float, float]:
     from ragsafe.agents.answer import TOP_LOGPROBS, build_messages
     from ragsafe.experiments.execute import lean_gc
     from ragsafe.llm.client import LLM
-
     async def go() -> float:
         llm = LLM(url, "fake", cache=None)
 
@@ -159,7 +156,6 @@ def floor_table(reps: int, n: int = 2000) -> list[list[str]]:
     from ragsafe.experiments.execute import lean_gc
     from ragsafe.graphs import Deps, graphs
     from ragsafe.llm.client import Completion
-
     async def first(state):
         return {"trace": [1]}
 

@@ -55,7 +55,6 @@ def bare_arm(url: str, c: int, n: int) -> float:
 
 def client_arm(url: str, c: int, n: int) -> float:
     from ragsafe.llm.client import LLM
-
     llm = LLM(url, "fake", max_in_flight=c, cache=None)
 
     async def go() -> float:
@@ -73,7 +72,6 @@ def sweep_arm(url: str, c: int, seeds: int, tmp: Path) -> tuple[float, int]:
 
     from ragsafe.experiments.store import RunStore
     from ragsafe.experiments.sweep import load_sweep, run_sweep
-
     out = tmp / f"out-{c}-{time.monotonic_ns()}"
     p = tmp / "sweep.yaml"
     p.write_text(yaml.safe_dump({"benchmark": "demo", "seeds": list(range(seeds)), "out": str(out),

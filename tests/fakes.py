@@ -8,8 +8,6 @@ from typing import Any, Callable
 from langchain_core.documents import Document
 
 from ragsafe.llm.client import Completion
-
-
 class ScriptedLLM:
     """Stands in for :class:`ragsafe.llm.client.LLM`. ``replies`` is a list of texts, or a function of the
     messages that returns the text (so routing tests can answer per role)."""

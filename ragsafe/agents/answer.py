@@ -6,8 +6,8 @@ import dataclasses
 import hashlib
 from typing import Any
 
-from ragsafe.llm.client import LLM, letter_distribution
 from ragsafe.agents.parse import parse_letter
+from ragsafe.llm.client import LLM, letter_distribution
 
 SYSTEM_PROMPT = (
     "You are an expert radiologist answering multiple-choice questions. "

@@ -6,9 +6,9 @@ the graph then searches with the question itself.
 
 from __future__ import annotations
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.answer import prompt_hash
 from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
     "You break a radiology multiple-choice question into short, self-contained sub-questions, "

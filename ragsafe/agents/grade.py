@@ -6,9 +6,9 @@ recorded as a fallback in the trace.
 
 from __future__ import annotations
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.answer import prompt_hash
 from ragsafe.agents.structured import Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
     "You check passages retrieved from a radiology reference. A passage is relevant when it "

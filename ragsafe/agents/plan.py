@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
 from ragsafe.agents.verify import format_options
+from ragsafe.llm.client import LLM
 
 PLAN_SYSTEM = (
     "You plan the research for a multiple-choice radiology question. Choose the options worth checking "

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.answer import prompt_hash
 from ragsafe.agents.structured import Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
     "You rate passages retrieved from a radiology reference by how useful they are for answering "

@@ -8,9 +8,9 @@ text for an option query, else the question followed by its options.
 
 from __future__ import annotations
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.answer import prompt_hash
 from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
     "You write search queries for a radiology reference library. A good query is short "

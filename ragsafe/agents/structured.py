@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any, Callable
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.answer import prompt_hash as _hash
+from ragsafe.llm.client import LLM
 
 JSON_MODE = {"type": "json_object"}
 

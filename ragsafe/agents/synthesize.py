@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 SYNTH_SYSTEM = (
     "You write a short research report for a multiple-choice radiology question from research notes "

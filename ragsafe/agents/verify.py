@@ -17,8 +17,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from ragsafe.llm.client import LLM
 from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.llm.client import LLM
 
 VERDICTS = ("supported", "contradicted", "insufficient")
 

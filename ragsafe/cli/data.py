@@ -15,12 +15,13 @@ def _report_json(rep) -> dict:
 def cmd_retrieval_eval(a) -> int:
     from ragsafe.corpora.chunking import ChunkParams
     from ragsafe.evals.metrics import retrieval as rev
+    from ragsafe.experiments.retrieval import run as retrieval_run
     chunk = ChunkParams(size=a.chunk_size, overlap=a.chunk_overlap)
     common = dict(ks=a.k, split=a.split, chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk=chunk,
                   depth=a.depth)
-    reports = [rev.run(a.benchmark, a.corpus, **common)]
+    reports = [retrieval_run(a.benchmark, a.corpus, **common)]
     if a.distractors:
-        reports.append(rev.run(a.benchmark, a.corpus, distractors=a.distractors, **common))
+        reports.append(retrieval_run(a.benchmark, a.corpus, distractors=a.distractors, **common))
     out_md = []
     for rep in reports:
         extra = f" + {', '.join(rep.info['distractors'])}" if rep.info["distractors"] else ""

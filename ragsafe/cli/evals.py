@@ -29,8 +29,8 @@ def cmd_score(a) -> int:
 
 
 def _analysis(a):
-    from ragsafe.experiments.runs import combine_runs, load_run
     from ragsafe.evals.score import analyze
+    from ragsafe.experiments.runs import combine_runs, load_run
 
     runs = [load_run(d) for d in a.run_dir]
     arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)

@@ -38,7 +38,7 @@ def _endpoint(a) -> EndpointConfig:
 
 
 def cmd_models(a) -> int:
-    from ragsafe.llm.models import EMBEDDED, DEFAULT_MODEL
+    from ragsafe.llm.models import DEFAULT_MODEL, EMBEDDED
 
     for m in EMBEDDED.values():
         star = "*" if m.name == DEFAULT_MODEL else " "
@@ -114,8 +114,7 @@ def cmd_run(a) -> int:
     from ragsafe.evals.reports.tables import text_table
     from ragsafe.experiments.config import RunConfig
     from ragsafe.experiments.execute import run
-    from ragsafe.llm.client import EndpointUnreachable
-
+    from ragsafe.llm.errors import EndpointUnreachable
     if a.no_cache and a.refresh_cache:
         raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
     cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus, split=a.split,

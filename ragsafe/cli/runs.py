@@ -16,7 +16,6 @@ def _cache_mode(a) -> str:
 def cmd_sweep(a) -> int:
     from ragsafe.experiments.shards import Shard
     from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
-
     sweep = load_sweep(a.file)
     shard = Shard.parse(a.shard) if a.shard else None
     cache = _cache_mode(a)
@@ -28,8 +27,7 @@ def cmd_sweep(a) -> int:
         else:
             print(format_dry_run(sweep, rows, totals, shard))
         return 0
-    from ragsafe.llm.client import EndpointUnreachable
-
+    from ragsafe.llm.errors import EndpointUnreachable
     try:
         dirs = run_sweep(sweep, shard=shard, cache=cache, retry_errors=a.retry_errors,
                          allow_errors=True if a.allow_errors else None, out=a.out)
@@ -63,8 +61,7 @@ def cmd_runs_show(a) -> int:
 
 
 def cmd_runs_merge(a) -> int:
-    from ragsafe.experiments.sweep import merge_shards
-
+    from ragsafe.experiments.shards import merge_shards
     for d in merge_shards(a.sources, a.out, partial=a.partial):
         print(f"merged {d}")
     return 0

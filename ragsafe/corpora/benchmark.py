@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ragsafe.registry import Registry
 from ragsafe.corpora.documents import DATA_DIR
+from ragsafe.registry import Registry
 
 LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
 MIN_OPTIONS, MAX_OPTIONS = 2, 10

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 from langchain_core.documents import Document
 
-from ragsafe.registry import Registry
 from ragsafe.corpora.errors import DataError
+from ragsafe.registry import Registry
 
 corpora: Registry = Registry("corpus")
 

@@ -43,9 +43,17 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
-from ragsafe.registry import Registry
-from ragsafe.corpora.benchmark import Benchmark, Problem, Question, finish, load_ragsafe_jsonl, question_from_record, read_jsonl
+from ragsafe.corpora.benchmark import (
+    Benchmark,
+    Problem,
+    Question,
+    finish,
+    load_ragsafe_jsonl,
+    question_from_record,
+    read_jsonl,
+)
 from ragsafe.corpora.errors import DataError
+from ragsafe.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)

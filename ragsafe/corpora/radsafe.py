@@ -35,7 +35,17 @@ from typing import Any
 
 from ragsafe.corpora.benchmark import Benchmark, Problem, Question, finish, read_jsonl
 from ragsafe.corpora.errors import DataError
-from ragsafe.corpora.loaders import Loader, _blank, _fields, flat_labels, json_members, loaders, read_json, renamer, to_question
+from ragsafe.corpora.loaders import (
+    Loader,
+    _blank,
+    _fields,
+    flat_labels,
+    json_members,
+    loaders,
+    read_json,
+    renamer,
+    to_question,
+)
 
 LETTERS = "ABCDEFGHIJ"
 

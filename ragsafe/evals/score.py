@@ -18,7 +18,14 @@ import numpy as np
 
 from ragsafe.corpora.benchmark import Question
 from ragsafe.evals import attribution, calibration, stats
-from ragsafe.evals.metrics.greedy import GREEDY_METRICS, Options, metric_names, metrics, na_reason, per_question
+from ragsafe.evals.metrics.greedy import (
+    GREEDY_METRICS,
+    Options,
+    metric_names,
+    metrics,
+    na_reason,
+    per_question,
+)
 from ragsafe.experiments.runs import CEILING, FLOOR, Arm, graph_of, load_run, run_arms
 
 BREAKDOWN_METRICS = GREEDY_METRICS + ["sc_accuracy", "dangerous_overconfidence_rate"]

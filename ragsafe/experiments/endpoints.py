@@ -34,8 +34,7 @@ class Endpoint:
 def _start_endpoints(jobs: list[RunJob], stack: ExitStack, progress) -> dict[str, dict[str, Any]]:
     """Start the embedded server where an endpoint is "local", make each endpoint's gate, and check
     that every URL answers (within seconds, naming the URL that does not)."""
-    from ragsafe.llm.client import Gate
-
+    from ragsafe.llm.gate import Gate
     live: dict[str, dict[str, Any]] = {}
     for job in jobs:
         ep = job.endpoint

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 import sys
 from pathlib import Path
-
-import pkgutil
 
 from ragsafe.graphs.base import Deps, GraphSpec, State, graph, graphs, param_docs
 

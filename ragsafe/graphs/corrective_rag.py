@@ -23,9 +23,9 @@ from langgraph.types import Send
 
 from ragsafe.agents import grade as grade_agent
 from ragsafe.agents import rewrite as rewrite_agent
-from ragsafe.retrievers.hybrid import interleave_unique
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from ragsafe.graphs.standard_rag import query_text
+from ragsafe.retrievers.hybrid import interleave_unique
 
 
 class CorrectiveState(State, total=False):

@@ -17,9 +17,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from ragsafe.agents import decompose as decompose_agent
-from ragsafe.retrievers.hybrid import interleave_unique
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from ragsafe.graphs.standard_rag import query_text
+from ragsafe.retrievers.hybrid import interleave_unique
 
 
 class DecomposeState(State, total=False):

@@ -12,10 +12,10 @@ import dataclasses
 
 from langgraph.graph import END, START, StateGraph
 
-from ragsafe.retrievers.bm25 import bm25_for
-from ragsafe.retrievers.hybrid import HybridRetriever
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from ragsafe.graphs.standard_rag import query_text
+from ragsafe.retrievers.bm25 import bm25_for
+from ragsafe.retrievers.hybrid import HybridRetriever
 
 
 def parse_weights(text: str) -> dict[str, float]:

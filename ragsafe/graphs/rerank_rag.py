@@ -17,9 +17,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from ragsafe.agents import rerank as rerank_agent
-from ragsafe.retrievers.rerank import EmbeddingReranker, embedder_of, order_by_scores
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from ragsafe.graphs.standard_rag import query_text
+from ragsafe.retrievers.rerank import EmbeddingReranker, embedder_of, order_by_scores
 
 RERANKERS = ("llm", "embedding", "none")
 

@@ -21,9 +21,7 @@ it never enters a record, cache key or log line.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
-import itertools
 import hashlib
 import json
 import math
@@ -33,24 +31,22 @@ from typing import Any, Protocol
 
 import httpx
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
-
-class RequestFailed(RuntimeError):
-    """A request that still failed after its retries; the message names the URL, fault and attempts."""
-
-    def __init__(self, message: str, *, url: str = "", attempts: int = 0) -> None:
-        super().__init__(message)
-        self.url = url
-        self.attempts = attempts
-
-
-class EndpointUnreachable(RequestFailed):
-    """The endpoint did not answer at all; the message names the URL and how to start a server."""
-
-
-class LogprobsUnsupported(RuntimeError):
-    pass
+from ragsafe.llm.errors import (
+    EmptyResponse,
+    EndpointUnreachable,
+    RequestFailed,
+    _retry_after,
+    _retryable,
+    _status_error,
+)
+from ragsafe.llm.gate import Gate
 
 
 @dataclasses.dataclass
@@ -92,29 +88,6 @@ class ResponseCache(Protocol):
     def put(self, key: str, value: dict) -> None: ...
 
 
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    # Malformed bodies from a flaky proxy (bad JSON, empty choices) are transient too.
-    return isinstance(exc, (json.JSONDecodeError, EmptyResponse))
-
-
-class EmptyResponse(RuntimeError):
-    pass
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, openai.APIStatusError) and exc.response is not None:
-        value = exc.response.headers.get("retry-after")
-        try:
-            return min(float(value), 60.0) if value is not None else None
-        except ValueError:
-            return None
-    return None
-
-
 class _Wait:
     """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
 
@@ -138,79 +111,6 @@ class _Wait:
 class _Tries:
     n: int = 0
     last_url: str | None = None
-
-
-class Gate:
-    """Request slots of one endpoint, spread over its replica base URLs.
-
-    Each URL takes at most ``per_url`` requests at once (None: no bound). :meth:`acquire` waits
-    for a free slot and returns the least-busy URL, preferring one other than ``avoid`` (the URL a
-    retry just failed on). Share one gate between the clients of one endpoint (one per seed) so
-    the bound holds for the endpoint as a whole.
-
-    Args:
-        urls: the endpoint's base URLs (the first is the primary).
-        per_url: requests in flight per URL.
-    """
-
-    def __init__(self, urls: list[str], per_url: int | None = None) -> None:
-        if not urls:
-            raise ValueError("a gate needs at least one base URL")
-        if per_url is not None and per_url < 1:
-            raise ValueError(f"per_url={per_url}: must be >= 1")
-        self.urls = [u.rstrip("/") for u in urls]
-        self.per_url = per_url
-        self.busy = {u: 0 for u in self.urls}
-        self.sent = {u: 0 for u in self.urls}
-        """Requests sent per URL (every attempt), for the run record."""
-        self.peak = 0
-        self._turn = itertools.count()
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
-        self.sessions: dict[tuple, tuple[asyncio.AbstractEventLoop, Any, Any, str | None]] = {}
-        """aiohttp sessions of the clients using this gate, per (URL, key, timeout), for one event loop."""
-
-    def _pick(self, avoid: str | None) -> str | None:
-        free = [u for u in self.urls if self.per_url is None or self.busy[u] < self.per_url]
-        if not free:
-            return None
-        if avoid is not None and len(free) > 1:
-            free = [u for u in free if u != avoid] or free
-        least = min(self.busy[u] for u in free)
-        ties = [u for u in free if self.busy[u] == least]
-        return ties[next(self._turn) % len(ties)]
-
-    async def acquire(self, avoid: str | None = None) -> str:
-        while True:
-            url = self._pick(avoid)
-            if url is not None:
-                self.busy[url] += 1
-                self.sent[url] += 1
-                self.peak = max(self.peak, sum(self.busy.values()))
-                return url
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._wake()  # it was woken for a slot it will not take: pass the turn on
-                else:
-                    self._waiters.remove(fut)
-                raise
-
-    def release(self, url: str) -> None:
-        self.busy[url] -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-
-    def in_flight(self) -> int:
-        return sum(self.busy.values())
 
 
 class LLM:
@@ -542,24 +442,6 @@ async def _close_at_loop_end(session):
         yield
     finally:
         await session.close()
-
-
-_STATUS_ERRORS = {400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
-                  404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
-                  429: openai.RateLimitError}
-
-
-def _status_error(status: int, headers: dict, raw: bytes, url: str) -> openai.APIStatusError:
-    """The exception the OpenAI SDK raises for this status, so callers see one set of types."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    err = body.get("error") if isinstance(body, dict) else None
-    message = (err.get("message") if isinstance(err, dict) else err) or raw[:300].decode("utf-8", "replace")
-    cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
-    resp = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
-    return cls(f"Error code: {status} - {message}", response=resp, body=err if isinstance(err, dict) else body)
 
 
 def default_http() -> str:

@@ -21,8 +21,9 @@ import urllib.request
 from pathlib import Path
 
 from ragsafe import config
-
 from ragsafe.llm import models
+
+
 class ServerError(RuntimeError):
     pass
 

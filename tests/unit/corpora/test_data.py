@@ -203,7 +203,6 @@ def test_datasheet_counts_match_the_data():
 
 def test_retrieval_ceiling_on_demo(demo_store, demo_benchmark):
     from ragsafe.evals.metrics.retrieval import evaluate
-
     rep = evaluate(demo_benchmark.questions, demo_store.query, ks=(10,))
     assert rep.skipped == [] and rep.missing_gold == {}
     assert rep.overall["recall@10"] >= 0.8

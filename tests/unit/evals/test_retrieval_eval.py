@@ -10,6 +10,7 @@ from langchain_core.documents import Document
 
 from ragsafe.corpora.benchmark import Question
 from ragsafe.evals.metrics import retrieval as rev
+from ragsafe.experiments.retrieval import run as retrieval_run
 # doc id of each retrieved chunk, best first: a gold doc "a" at ranks 2 and 3, gold "b" at rank 4
 RANKED = ["x", "a", "a", "b", "y"]
 GOLD = ("a", "b")
@@ -137,7 +138,7 @@ def tiny(tmp_path):
 
 
 def test_run_on_real_chroma_store(tiny):
-    rep = rev.run(tiny["bench"], tiny["corpus"], ks=(1, 3), chroma_path=tiny["chroma"], distractors=[tiny["noise"]])
+    rep = retrieval_run(tiny["bench"], tiny["corpus"], ks=(1, 3), chroma_path=tiny["chroma"], distractors=[tiny["noise"]])
     assert rep.info["documents"] == 6 and rep.info["chunks"] == 6
     assert rep.overall["n"] == 2 and rep.missing_gold == {}
     # distinct topics: the gold article must be the top hit for each question
@@ -147,7 +148,7 @@ def test_run_on_real_chroma_store(tiny):
 
 def test_distractor_ids_may_not_clash(tiny):
     with pytest.raises(ValueError, match="reuses document ids"):
-        rev.run(tiny["bench"], tiny["corpus"], chroma_path=tiny["chroma"], distractors=[tiny["corpus"]])
+        retrieval_run(tiny["bench"], tiny["corpus"], chroma_path=tiny["chroma"], distractors=[tiny["corpus"]])
 
 
 def test_cli_retrieval_eval(tiny, tmp_path, capsys):

@@ -132,7 +132,6 @@ def test_no_cache_and_refresh_cache(tmp_path, cache_home):
 
 def test_cache_key_covers_model_messages_params_and_seed(tmp_path, cache_home):
     from ragsafe.llm.client import LLM, run_sync
-
     with FaultServer(models=("fake", "other")) as srv:
         async def ask(llm, **kw):
             try:

@@ -8,7 +8,11 @@ import time
 import openai
 import pytest
 
-from ragsafe.llm.client import LLM, EndpointUnreachable, Gate, RequestFailed
+from ragsafe.llm.client import LLM
+
+from ragsafe.llm.errors import EndpointUnreachable, RequestFailed
+
+from ragsafe.llm.gate import Gate
 from tests.fault_server import FAULT_KINDS, FaultServer, free_port
 
 MSG = [{"role": "user", "content": "Which letter?"}]
