@@ -211,7 +211,6 @@ def main() -> int:
                     help="also compare at concurrency 32 with this server latency (0: skip)")
     a = ap.parse_args()
     from ragsafe.corpora.benchmark import load_benchmark
-
     questions = load_benchmark("demo").select()
     header(f"Orchestration overhead (demo questions, repeated to 16 per unit of concurrency; fake server "
            f"{a.latency * 1000:.0f} ms per request{f' ({a.slow_latency * 1000:.0f} ms in the last row)' if a.slow_latency else ''}"

@@ -51,7 +51,6 @@ def demo_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_benchmark():
     from ragsafe.corpora.benchmark import load_benchmark
-
     return load_benchmark("demo")
 
 

@@ -101,7 +101,6 @@ def cmd_graphs(a) -> int:
 
 def cmd_validate(a) -> int:
     from ragsafe.corpora.benchmark import load_benchmark
-
     spec = a.path or a.benchmark
     bench = load_benchmark(spec)
     for p in bench.problems:

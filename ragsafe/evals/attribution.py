@@ -36,7 +36,7 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics.greedy import letter_of
 
 CATEGORIES = ["error", "parse_failure", "conflict_captured", "retrieval_miss", "unattributed", "no_evidence",

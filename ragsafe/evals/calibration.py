@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals import stats
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.evals.metrics.greedy import DEFAULT_OPTIONS, Options, letter_of, metric

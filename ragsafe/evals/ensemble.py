@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals import stats
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.evals.metrics.greedy import letter_of

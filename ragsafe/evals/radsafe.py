@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import LABEL_KEYS, Question
+from ragsafe.corpora.schema import LABEL_KEYS, Question
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.evals.metrics.greedy import letter_of
 from ragsafe.experiments.runs import LoadedRun, load_run

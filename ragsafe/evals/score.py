@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals import attribution, calibration, stats
 from ragsafe.evals.metrics.greedy import (
     GREEDY_METRICS,

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ragsafe import config as cfgmod
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import _start_endpoints
 from ragsafe.experiments.plan import RunJob, prepare

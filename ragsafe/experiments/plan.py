@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ragsafe.config import ConfigError, stable_hash
-from ragsafe.corpora.benchmark import Benchmark, Problem, Question, load_benchmark
+from ragsafe.corpora.schema import Benchmark, Problem, Question
+from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.chunking import ChunkParams
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint

@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals import attribution
 
 FLOOR, CEILING = "closed_book", "clean_evidence"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.experiments.store import RunStore
 
 

@@ -262,7 +262,6 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     base: dict[str, Any] = {"graph_modules": []}
     base["benchmark"] = c.string(data.get("benchmark", "demo"), "benchmark", "demo")
     from ragsafe.corpora.benchmark import benchmarks
-
     if not Path(base["benchmark"]).exists() and base["benchmark"] not in benchmarks:
         raise c.fail("benchmark", f"{base['benchmark']!r} is neither a registered benchmark nor an existing file",
                      f"use one of {', '.join(benchmarks.names())}, or a path to a .jsonl file")

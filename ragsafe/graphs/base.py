@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.llm.client import LLM
 from ragsafe.registry import Registry
 from ragsafe.retrievers.base import Retriever

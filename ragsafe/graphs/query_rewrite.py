@@ -18,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from ragsafe.agents import rewrite as rewrite_agent
-from ragsafe.corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS
+from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 from ragsafe.graphs.standard_rag import query_text
 from ragsafe.retrievers.hybrid import interleave_unique

@@ -55,7 +55,6 @@ def test_user_graph_module_runs_end_to_end(tmp_path, llm_server, demo_store):
     assert all(len(r["retrieved"]) == 2 for r in recs)
     # the user's graph searched with the options appended, as its file says
     from ragsafe.corpora.benchmark import load_benchmark
-
     qs = {q.id: q for q in load_benchmark("demo").questions}
     for r in recs:
         q = qs[r["question_id"]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.registry import Registry
 
 

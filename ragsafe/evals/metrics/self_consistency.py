@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics.greedy import DEFAULT_OPTIONS, Options, metric, wrong_and
 
 TOL = 1e-12

@@ -15,7 +15,6 @@ import yaml
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.documents import DATA_DIR
 from ragsafe.corpora.loaders import load_any
-
 AREAS = {"neuro", "head_neck", "chest", "cardiac", "abdominal", "gu", "msk", "breast", "paediatric",
          "interventional", "nuclear_medicine", "safety"}
 QUESTION_TYPES = {"diagnosis", "imaging_finding", "management", "safety", "technique", "anatomy"}

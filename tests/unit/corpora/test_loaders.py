@@ -11,7 +11,8 @@ import pytest
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.documents import load_corpus, load_folder, load_jsonl_dump
 from ragsafe.corpora.errors import DataError
-from ragsafe.corpora.loaders import detect, load_any, loaders
+from ragsafe.corpora.loaders import detect, load_any
+from ragsafe.corpora.formats.base import loaders
 from ragsafe.registry import UnknownName
 from tests.paths import FIXTURES, DEMO_DATA
 
@@ -174,8 +175,7 @@ def test_radsafe_csv_with_renamed_header_via_manifest():
 
 
 def test_radsafe_csv_columns_from_python_match_the_manifest():
-    from ragsafe.corpora.radsafe import load_radsafe_csv
-
+    from ragsafe.corpora.formats.radsafe_csv import load_radsafe_csv
     cols = {"id": "ID", "question": "Question", "options": "{letter}", "answer": "Key", "answer_check": None,
             "evidence_clean": "Clean evidence", "evidence_conflict": "Conflict evidence", "agentic_report": "Report",
             "subspecialty": "Area", "question_type": "Type", "flag": "{letter}_{flag}"}

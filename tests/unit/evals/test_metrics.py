@@ -8,7 +8,8 @@ import pytest
 
 from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question, load_ragsafe_jsonl
+from ragsafe.corpora.schema import Question
+from ragsafe.corpora.formats.ragsafe import load_ragsafe_jsonl
 from ragsafe.evals.ensemble import analyze_ensemble, ensemble_question, vote
 from ragsafe.evals.metrics.greedy import GREEDY_METRICS, per_question
 from ragsafe.experiments.runs import load_run

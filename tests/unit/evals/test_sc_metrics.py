@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.fixtures.evals import fixture_runs as fx
-from ragsafe.corpora.benchmark import OptionLabels, Question, load_ragsafe_jsonl
+from ragsafe.corpora.schema import OptionLabels, Question
+from ragsafe.corpora.formats.ragsafe import load_ragsafe_jsonl
 from ragsafe.evals import calibration as cal
 from ragsafe.evals.metrics import self_consistency as sc
 from ragsafe.evals import stats

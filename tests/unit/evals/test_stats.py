@@ -43,8 +43,7 @@ def test_every_graph_uses_the_same_resamples_in_id_text_order(m1):
 
 
 def test_ids_are_ordered_as_text_not_as_numbers():
-    from ragsafe.corpora.benchmark import Question
-
+    from ragsafe.corpora.schema import Question
     qs = [Question(id=i, question="?", options={"A": "a", "B": "b"}, answer="A") for i in ("q2", "q10", "q1")]
     recs = [{"variant": "v", "graph": "v", "question_id": q.id, "letter": "A"} for q in qs]
     assert summarize(recs, qs, ["v"], B=10)["question_ids"] == ["q1", "q10", "q2"]

@@ -35,7 +35,8 @@ from ragsafe.agents import rerank as rerank_agent
 from ragsafe.agents import rewrite as rewrite_agent
 from ragsafe.agents import synthesize as synth_agent
 from ragsafe.agents import verify as verify_agent
-from ragsafe.corpora.benchmark import MAX_OPTIONS, MIN_OPTIONS, load_benchmark
+from ragsafe.corpora.benchmark import load_benchmark
+from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
 from ragsafe.experiments.sweep import dry_run, expected_calls, load_sweep
 from ragsafe.graphs import Deps, State, graph, graphs
 from ragsafe.graphs import verifier_loop

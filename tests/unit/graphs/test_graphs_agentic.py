@@ -20,7 +20,7 @@ from ragsafe.agents import plan as plan_agent
 from ragsafe.agents import synthesize as synth_agent
 from ragsafe.agents import verify as verify_agent
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, State, graphs, param_docs
 from ragsafe.graphs import max_context, option_research
 from tests.fakes import ListRetriever, ScriptedLLM, doc
@@ -498,7 +498,7 @@ def test_precomputed_report_without_a_report_is_a_clear_error():
 
 
 def test_the_runner_refuses_questions_without_a_report_up_front():
-    from ragsafe.corpora.benchmark import Benchmark
+    from ragsafe.corpora.schema import Benchmark
     from ragsafe.experiments.plan import condition_problems
     from ragsafe.experiments.variants import resolve_variants
     with_report = dataclasses.replace(Q, id="t-002", agentic_report="a report")

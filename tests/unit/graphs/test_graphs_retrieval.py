@@ -17,7 +17,7 @@ from ragsafe.agents import rerank as rerank_agent
 from ragsafe.agents import rewrite as rewrite_agent
 from ragsafe.agents.answer import SYSTEM_PROMPT as ANSWER_SYSTEM
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, State, graphs, param_docs
 from ragsafe.retrievers.bm25 import BM25Retriever, bm25_for, chunks_from_store
 from ragsafe.retrievers.hybrid import HybridRetriever, interleave_unique, rrf_fuse

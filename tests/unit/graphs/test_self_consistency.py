@@ -6,7 +6,7 @@ import pytest
 
 from tests.fakes import ListRetriever, ScriptedLLM, doc
 from ragsafe.config import ConfigError
-from ragsafe.corpora.benchmark import Question
+from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, graphs
 
 Q = Question(id="q1", question="Which sign?", options={"A": "a", "B": "b", "C": "c", "D": "d"}, answer="B")
