@@ -1,0 +1,66 @@
+"""Frozen outputs of the fixture runs: today's code must reproduce them byte for byte.
+
+``tests/fixtures/evals/golden/`` was written by the code of commit d09fcc0 (the last commit before
+the layout refactor of issue 10) from the hand-made runs of ``fixture_runs.py``, with the capture
+script's relative paths (``runs/run-<model>``, ``export``), so nothing in them depends on where the
+test runs. Compared byte for byte: each run's ``summary.json`` as ``ragsafe score`` writes it and
+every file of the RadSaFE export. Compared as parsed JSON (key order is not part of the format):
+the three-model analysis behind ``ragsafe report --json`` and the long CSV rows. No field is
+dropped: the fixture summaries carry no time or version dependent value (``schema_version`` is the
+record format's, ``samples_bytes`` the size of the fixture's samples file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ragsafe.evals.radsafe import export_radsafe
+from ragsafe.evals.reports.tables import as_csv_rows as csv_rows
+from ragsafe.evals.score import analyze, score_run_dir
+from ragsafe.experiments.runs import combine_runs, load_run
+from tests.fixtures.evals import fixture_runs as fx
+from tests.paths import FIXTURES
+
+GOLDEN = FIXTURES / "evals" / "golden"
+MODELS = ("m1", "m2", "m3")
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch) -> list[Path]:
+    monkeypatch.chdir(tmp_path)  # relative run paths, as in the frozen copies
+    return [fx.write_run(Path("runs"), m) for m in MODELS]
+
+
+def _golden_files(sub: str) -> list[Path]:
+    files = sorted(p.relative_to(GOLDEN) for p in (GOLDEN / sub).rglob("*") if p.is_file())
+    assert files, f"no frozen files under {GOLDEN / sub}"
+    return files
+
+
+def test_summary_json_of_every_fixture_run_is_byte_identical(runs):
+    for d in runs:
+        score_run_dir(d)
+    for rel in _golden_files("runs"):
+        got, want = Path(rel).read_bytes(), (GOLDEN / rel).read_bytes()
+        assert got == want, f"{rel} differs from the frozen copy (first differing byte at " \
+                            f"{next(i for i, (a, b) in enumerate(zip(got + b' ', want + b'  ')) if a != b)})"
+
+
+def test_radsafe_export_is_byte_identical(runs):
+    export_radsafe(runs, Path("export"))
+    written = sorted(p for p in Path("export").rglob("*") if p.is_file())
+    assert [str(p) for p in written] == [str(p) for p in _golden_files("export")]
+    for rel in written:
+        assert rel.read_bytes() == (GOLDEN / rel).read_bytes(), f"{rel} differs from the frozen copy"
+
+
+def test_three_model_analysis_and_csv_rows_match(runs):
+    arms, questions = combine_runs([load_run(d) for d in runs], text=False)
+    summary = analyze(arms, questions, B=200, seed=42)
+    want = json.loads((GOLDEN / "report.json").read_text(encoding="utf-8"))
+    assert json.loads(json.dumps(summary, default=str)) == want
+    want_rows = json.loads((GOLDEN / "report.csv.json").read_text(encoding="utf-8"))
+    assert json.loads(json.dumps(csv_rows(summary), default=str)) == want_rows
