@@ -270,7 +270,7 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> d
                      "model": live["model"], "server_models": live["server_models"], "answer_mode": ep.answer_mode,
                      "max_tokens": ep.max_tokens, "context_window": live["context_window"],
                      "api_key_env": ep.api_key_env},
-        "seeds": {"llm": ep.seed, "bootstrap": cfg.bootstrap_seed},
+        "seeds": {"llm": ep.seed, "bootstrap": cfg.bootstrap_seed, **_sc_seed_rules(p["variants"])},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "started_at": old.get("started_at") or _now(),
@@ -280,6 +280,15 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> d
                         "question_ids": [q.id for q in job.questions]}
     rec.update(job.extra.get("record", {}))
     return rec
+
+
+def _sc_seed_rules(variants: list[Variant]) -> dict[str, Any]:
+    """How each sampling variant derived its sample seeds (absent in older runs: the shared rule)."""
+    from ragsafe.graphs.self_consistency import SEED_RULES
+
+    rules = {v.label: getattr(v.params, "seed_rule") for v in variants if hasattr(v.params, "seed_rule")}
+    return {"sc_sample_seeds": {label: {"rule": r, "definition": SEED_RULES[r]} for label, r in rules.items()}} \
+        if rules else {}
 
 
 @contextlib.contextmanager

@@ -3,8 +3,13 @@
 The inner graph runs once greedily (its letter is the sample's ``letter``) as a node of this graph
 — graphs compose. Then ``n`` samples at ``temperature``: with ``resample="answer"`` (the paper's
 SC) only the answer call is re-sampled over the greedy run's context; with ``resample="graph"``
-the whole inner graph runs again per sample, so every agent step is sampled too. Sample ``i``
-uses seed ``base_seed + 1 + i``, so each sample is reproducible and cached on its own.
+the whole inner graph runs again per sample, so every agent step is sampled too. Sample ``i`` of
+question ``qid`` uses the seed :func:`sample_seed` derives from (base seed, ``qid``, ``i``) with
+sha256, so each sample is reproducible and cached on its own while draws are independent across
+questions. The rule is recorded in every record's ``sc.seed_rule``; records without one (older
+runs) used ``base_seed + 1 + i`` for every question (``seed_rule="shared"``): a seeded server then
+draws the same random numbers for sample ``i`` of every question, so ballots share common random
+numbers across questions.
 Majority, confidence and the rest are computed by the metrics from the ballots, never here.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -23,6 +29,38 @@ from ragsafe.graphs.base import Deps, State, _call_summary, as_node, call_info, 
 
 class SCState(State, total=False):
     sc: dict[str, Any]
+
+
+SEED_RULES = {
+    "per_question": "int(sha256(f'{base_seed}:{question_id}:{i}')[:8], 16) & 0x7fffffff",
+    "shared": "base_seed + 1 + i (the same for every question; runs before the per-question rule)",
+}
+"""How sample ``i``'s seed is derived, by rule name (recorded in ``sc.seed_rule`` and ``run.json``)."""
+
+LEGACY_SEED_RULE = "shared"
+"""The rule of records that name none (written before the rule was recorded)."""
+
+
+def sample_seed(base_seed: int, question_id: str, i: int, rule: str = "per_question") -> int:
+    """The seed of sample ``i`` of question ``question_id`` (a stable hash, never Python's ``hash()``).
+
+    Example:
+        >>> sample_seed(0, "q1", 0) == sample_seed(0, "q1", 0) != sample_seed(0, "q2", 0)
+        True
+        >>> sample_seed(7, "q1", 2, rule="shared")
+        10
+    """
+    if rule == "shared":
+        return base_seed + 1 + i
+    if rule != "per_question":
+        raise ValueError(f"seed_rule={rule!r}: choose one of {sorted(SEED_RULES)}")
+    digest = hashlib.sha256(f"{base_seed}:{question_id}:{i}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def seed_rule_of(sc: dict[str, Any]) -> str:
+    """The seed rule a stored ``sc`` block was sampled with (old records name none: the shared rule)."""
+    return sc.get("seed_rule") or LEGACY_SEED_RULE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,6 +75,9 @@ class Params:
     """Sampling temperature of the N samples (the paper: 0.7)."""
     resample: str = "answer"
     """"answer": re-sample only the answer over the greedy context (the paper's SC); "graph": re-run the inner graph."""
+    seed_rule: str = "per_question"
+    """Sample seeds: "per_question" (hash of base seed, question id, sample index: independent draws across
+    questions) or "shared" (base_seed + 1 + i for every question, the rule of older runs)."""
 
     def __post_init__(self) -> None:
         if self.n < 0:
@@ -45,6 +86,8 @@ class Params:
             raise ValueError(f"temperature={self.temperature}: must be >= 0")
         if self.resample not in ("answer", "graph"):
             raise ValueError(f"resample={self.resample!r}: choose 'answer' or 'graph'")
+        if self.seed_rule not in SEED_RULES:
+            raise ValueError(f"seed_rule={self.seed_rule!r}: choose one of {sorted(SEED_RULES)}")
         if self.inner == "self_consistency":
             raise ValueError("inner=self_consistency: self-consistency cannot wrap itself")
 
@@ -76,9 +119,10 @@ def build(deps: Deps, params: Params):
     @traced("sample")
     async def sample(state: SCState) -> dict:
         q = state["question"]
+        seeds = [sample_seed(base_seed, q.id, i, params.seed_rule) for i in range(params.n)]
 
         async def one(i: int) -> dict:
-            seed = base_seed + 1 + i
+            seed = seeds[i]
             if params.resample == "answer":
                 a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
                                               mode=deps.answer_mode, max_tokens=deps.max_tokens,
@@ -92,7 +136,7 @@ def build(deps: Deps, params: Params):
 
         results = await asyncio.gather(*(one(i) for i in range(params.n)))
         sc = {"n": params.n, "temperature": params.temperature, "resample": params.resample,
-              "inner": params.inner, "seeds": [base_seed + 1 + i for i in range(params.n)],
+              "inner": params.inner, "seed_rule": params.seed_rule, "seeds": seeds,
               "ballots": [r["letter"] for r in results], "raw": [r["raw"] for r in results],
               "letter_dists": [r["dist"] for r in results]}
         calls = [c for r in results for c in r["calls"]]

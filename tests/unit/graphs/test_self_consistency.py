@@ -4,10 +4,11 @@ import asyncio
 
 import pytest
 
-from tests.fakes import ListRetriever, ScriptedLLM, doc
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, graphs
+from ragsafe.graphs.self_consistency import sample_seed, seed_rule_of
+from tests.fakes import ListRetriever, ScriptedLLM, doc
 
 Q = Question(id="q1", question="Which sign?", options={"A": "a", "B": "b", "C": "c", "D": "d"}, answer="B")
 
@@ -23,10 +24,66 @@ def test_ballots_follow_the_samples_and_greedy_is_separate():
     st = _run(Deps(llm=llm, seed=7), n=3, temperature=0.5)
     assert st["letter"] == "B"  # greedy
     assert st["sc"]["ballots"] == ["A", None, "C"]  # unparseable sample is a null ballot
-    assert st["sc"]["seeds"] == [8, 9, 10]
+    expected = [sample_seed(7, "q1", i) for i in range(3)]
+    assert st["sc"]["seeds"] == expected and st["sc"]["seed_rule"] == "per_question"
     greedy, *samples = llm.requests
     assert greedy["temperature"] == 0.0 and greedy["seed"] == 7
-    assert [r["temperature"] for r in samples] == [0.5] * 3 and [r["seed"] for r in samples] == [8, 9, 10]
+    assert [r["temperature"] for r in samples] == [0.5] * 3 and [r["seed"] for r in samples] == expected
+
+
+def test_shared_rule_keeps_the_old_seeds():
+    llm = ScriptedLLM(["B", "A", "A", "A"])
+    st = _run(Deps(llm=llm, seed=7), n=3, seed_rule="shared")
+    assert st["sc"]["seeds"] == [8, 9, 10] and st["sc"]["seed_rule"] == "shared"
+
+
+def test_sample_seed_is_a_stable_hash_of_base_question_and_index():
+    # fixed values: a change of the rule (or a switch to Python's salted hash()) fails here
+    import hashlib
+
+    want = int(hashlib.sha256(b"0:q1:0").hexdigest()[:8], 16) & 0x7FFFFFFF
+    assert sample_seed(0, "q1", 0) == want
+    seeds = {sample_seed(b, q, i) for b in (0, 1) for q in ("q1", "q2") for i in range(5)}
+    assert len(seeds) == 20 and all(0 <= s < 2**31 for s in seeds)
+    assert seed_rule_of({"ballots": []}) == "shared"  # an old record names no rule
+    with pytest.raises(ConfigError, match="seed_rule"):
+        graphs.get("self_consistency").make_params({"seed_rule": "random"})
+
+
+class SeededSampler(ScriptedLLM):
+    """A seeded server in miniature: at temperature > 0 the letter depends only on the seed."""
+
+    def __init__(self):
+        super().__init__(lambda msgs: "A")
+
+    async def chat(self, messages, **params):
+        import random
+
+        comp = await super().chat(messages, **params)
+        if params.get("temperature"):
+            comp.text = random.Random(params["seed"]).choice("ABCD")
+        return comp
+
+
+def _ballots_over_questions(rule: str, n_questions: int = 40, n: int = 5) -> list[tuple]:
+    spec = graphs.get("self_consistency")
+    app = spec.build(Deps(llm=SeededSampler(), seed=0), spec.make_params({"n": n, "seed_rule": rule}))
+    out = []
+    for j in range(n_questions):
+        q = Question(id=f"q{j:02d}", question=f"Question {j}?", options=Q.options, answer="B")
+        out.append(tuple(asyncio.run(app.ainvoke({"question": q, "queries": [], "trace": []}))["sc"]["ballots"]))
+    return out
+
+
+def test_shared_seeds_make_ballots_of_different_questions_dependent_and_per_question_seeds_do_not():
+    old = _ballots_over_questions("shared")
+    assert len(set(old)) == 1  # every question drew the same five ballots: common random numbers
+    new = _ballots_over_questions("per_question")
+    # 40 questions x 5 draws from 4 letters: independent draws repeat a whole ballot vector rarely
+    assert len(set(new)) >= 35
+    # sample i of one question no longer predicts sample i of the next: agreement is near chance (1/4)
+    same = sum(a[i] == b[i] for a, b in zip(new, new[1:]) for i in range(5)) / (39 * 5)
+    assert same < 0.45
 
 
 def test_resample_answer_reuses_the_greedy_context_without_retrieving_again():

@@ -109,7 +109,8 @@ def test_self_consistency_samples_are_cached_per_sample_index(tmp_path, cache_ho
         run_sweep(load_sweep(sweep(tmp_path, srv, sc(3))), progress=quiet)
         assert srv.requests == 5 * (1 + 3)
         sample_seeds = [b["seed"] for b in srv.bodies if b["temperature"] == 0.7]
-        assert len(set(sample_seeds)) == 3 and len(sample_seeds) == 5 * 3  # a seed per sample index
+        # a seed per (question, sample index): draws are independent across questions
+        assert len(set(sample_seeds)) == 5 * 3 and len(sample_seeds) == 5 * 3
         run_sweep(load_sweep(sweep(tmp_path, srv, sc(5))), progress=quiet)
         assert srv.requests == 5 * (1 + 3) + 5 * 2  # samples 3 and 4 are new; the rest come from the cache
 
