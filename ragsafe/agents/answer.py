@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, Mapping
 
 from ragsafe.agents.parse import parse_letter
 from ragsafe.llm.client import LLM, letter_distribution
@@ -28,10 +28,30 @@ def prompt_hash(*parts: str) -> str:
 
 ANSWER_PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
 
+CALL_FIELDS = ("model", "prompt_tokens", "completion_tokens", "latency_s", "attempts", "cached", "finish_reason",
+               "text")
+"""What a trace entry keeps of each completion record (the request itself stays in the sample's answer)."""
+
+
+def format_options(options: Mapping[str, str]) -> str:
+    """The options block of every prompt: one ``A. text`` line per option, in the given order.
+
+    Example:
+        >>> print(format_options({"A": "Pneumothorax", "B": "Giant bulla"}))
+        A. Pneumothorax
+        B. Giant bulla
+    """
+    return "\n".join(f"{k}. {v}" for k, v in options.items())
+
+
+def call_summary(call: Mapping[str, Any]) -> dict[str, Any]:
+    """The trace's view of one completion record (:data:`CALL_FIELDS`)."""
+    return {k: call.get(k) for k in CALL_FIELDS}
+
 
 def build_messages(question: str, options: dict[str, str], context: str | None = None) -> list[dict[str, str]]:
     """The paper's prompt: system instruction; user ``{context}\\n\\nQuestion: …\\n\\nOptions:\\nA. …\\n\\nAnswer:``."""
-    opts = "\n".join(f"{k}. {v}" for k, v in options.items())
+    opts = format_options(options)
     ctx = f"{context.strip()}\n\n" if context and context.strip() else ""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},

@@ -7,7 +7,7 @@ the graph then searches with the question itself.
 from __future__ import annotations
 
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -20,6 +20,7 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nWrite at most {n} sub-questions."
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
 MAX_CHARS = 300
 
 
@@ -78,19 +79,7 @@ async def decompose(
         >>> asyncio.run(decompose(llm, q.question, q.options, n=2)).value  # doctest: +SKIP
         ['What does a giant bulla look like on a radiograph?', 'When is CT needed before a chest drain?']
     """
-    user = USER_TEMPLATE.format(
-        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), n=n
-    )
-    s = await ask_structured(
-        llm,
-        SYSTEM_PROMPT,
-        user,
-        validate=lambda obj: parse_subquestions(obj, n),
-        fallback=[],
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        prompt_hash=PROMPT_HASH,
+    return await ROLE.ask(
+        llm, validate=lambda obj: parse_subquestions(obj, n), fallback=[],
         schema=obj_schema({"subquestions": {"type": "array", "items": STR, "maxItems": max(n, 1)}}),
-    )
-    return s
+        max_tokens=max_tokens, temperature=temperature, seed=seed, question=question, options=options, n=n)

@@ -7,7 +7,7 @@ recorded as a fallback in the trace.
 from __future__ import annotations
 
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import Structured, ask_structured, obj_schema
+from ragsafe.agents.structured import Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -21,6 +21,8 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nIs the passage relevant?"
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+SCHEMA = obj_schema({"relevant": {"type": "boolean"}})
 
 _TRUE = {"true", "yes", "relevant", "1"}
 _FALSE = {"false", "no", "irrelevant", "not relevant", "0"}
@@ -67,19 +69,6 @@ async def grade(
         >>> asyncio.run(grade(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         True
     """
-    user = USER_TEMPLATE.format(
-        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), passage=passage.strip()
-    )
-    s = await ask_structured(
-        llm,
-        SYSTEM_PROMPT,
-        user,
-        validate=_verdict,
-        fallback=fallback,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        prompt_hash=PROMPT_HASH,
-        schema=obj_schema({"relevant": {"type": "boolean"}}),
-    )
-    return s
+    return await ROLE.ask(llm, validate=_verdict, fallback=fallback, schema=SCHEMA, max_tokens=max_tokens,
+                          temperature=temperature, seed=seed, question=question, options=options,
+                          passage=passage.strip())

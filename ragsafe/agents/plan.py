@@ -11,8 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
-from ragsafe.agents.verify import format_options
+from ragsafe.agents.structured import STR, Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 PLAN_SYSTEM = (
@@ -25,6 +24,9 @@ PLAN_SYSTEM = (
 
 PLAN_USER = "Plan the research for this question.\n\nQuestion: {question}\n\nOptions:\n{options}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
+
+ROLE = Role(PLAN_SYSTEM, PLAN_USER)
+"""The trace names the plan prompt by its system prompt's hash."""
 
 CONTRA_SUFFIX = "differential diagnosis, mimics and features against"
 """Appended to an option's query to look for evidence that argues against it."""
@@ -102,20 +104,8 @@ async def plan(
         max_options: keep at most this many planned options (None: no cap).
         max_tokens: cap on the JSON reply.
     """
-    user = PLAN_USER.format(question=question.strip(), options=format_options(options))
-    return await ask_structured(
-        llm,
-        PLAN_SYSTEM,
-        user,
-        validate=validator(question, options, max_options),
-        fallback=all_options(question, options),
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        schema=obj_schema(
-            {
-                "options": {"type": "array", "items": {"enum": list(options)}},
-                "queries": {"type": "object", "additionalProperties": STR},
-            }
-        ),
-    )
+    return await ROLE.ask(
+        llm, validate=validator(question, options, max_options), fallback=all_options(question, options),
+        schema=obj_schema({"options": {"type": "array", "items": {"enum": list(options)}},
+                           "queries": {"type": "object", "additionalProperties": STR}}),
+        max_tokens=max_tokens, temperature=temperature, seed=seed, question=question, options=options)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import Structured, ask_structured, obj_schema
+from ragsafe.agents.structured import Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -23,6 +23,8 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nScore (0-10):"
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+SCHEMA = obj_schema({"score": {"type": "integer", "minimum": 0, "maximum": 10}})
 NEUTRAL_SCORE = 5.0
 """Score given to a passage whose reply could not be parsed."""
 
@@ -65,19 +67,6 @@ async def score(
         >>> asyncio.run(score(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         8.0
     """
-    user = USER_TEMPLATE.format(
-        question=question.strip(), options="\n".join(f"{k}. {v}" for k, v in options.items()), passage=passage.strip()
-    )
-    s = await ask_structured(
-        llm,
-        SYSTEM_PROMPT,
-        user,
-        validate=_score,
-        fallback=NEUTRAL_SCORE,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        prompt_hash=PROMPT_HASH,
-        schema=obj_schema({"score": {"type": "integer", "minimum": 0, "maximum": 10}}),
-    )
-    return s
+    return await ROLE.ask(llm, validate=_score, fallback=NEUTRAL_SCORE, schema=SCHEMA, max_tokens=max_tokens,
+                          temperature=temperature, seed=seed, question=question, options=options,
+                          passage=passage.strip())

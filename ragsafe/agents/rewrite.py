@@ -8,8 +8,8 @@ text for an option query, else the question followed by its options.
 
 from __future__ import annotations
 
-from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.agents.answer import format_options, prompt_hash
+from ragsafe.agents.structured import STR, Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -32,18 +32,16 @@ TASK_OPTION = "Write one search query that finds evidence for or against option 
 PROMPT_HASH = prompt_hash(
     SYSTEM_PROMPT, USER_TEMPLATE, HISTORY_TEMPLATE, FOUND_TEMPLATE, FEEDBACK_TEMPLATE, TASK_QUESTION, TASK_OPTION
 )
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+SCHEMA = obj_schema({"query": STR})
 MAX_QUERY_CHARS = 300
-
-
-def _options(options: dict[str, str]) -> str:
-    return "\n".join(f"{k}. {v}" for k, v in options.items())
 
 
 def fallback_query(question: str, options: dict[str, str], letter: str | None = None) -> str:
     """The query used when a rewrite reply cannot be parsed."""
     if letter is not None:
         return options[letter]
-    return question.strip() + "\n" + _options(options)
+    return question.strip() + "\n" + format_options(options)
 
 
 def _query(obj: dict) -> str:
@@ -66,13 +64,20 @@ def build_user(
     judged_irrelevant: bool = False,
 ) -> str:
     """The user message (see :data:`USER_TEMPLATE`)."""
+    return ROLE.render(question=question, options=options,
+                       **_context(options, letter, previous, found_titles, judged_irrelevant))
+
+
+def _context(options: dict[str, str], letter: str | None, previous: list[str], found_titles: list[str],
+             judged_irrelevant: bool) -> dict[str, str]:
+    """The ``{history}`` and ``{task}`` fields of :data:`USER_TEMPLATE`."""
     history = ""
     if previous:
         titles = ", ".join(dict.fromkeys(t for t in found_titles if t))
         found = (FEEDBACK_TEMPLATE if judged_irrelevant else FOUND_TEMPLATE).format(titles=titles) if titles else ""
         history = HISTORY_TEMPLATE.format(queries="\n".join(f"- {q}" for q in previous), found=found)
     task = TASK_OPTION.format(letter=letter, option=options[letter]) if letter is not None else TASK_QUESTION
-    return USER_TEMPLATE.format(question=question.strip(), options=_options(options), history=history, task=task)
+    return {"history": history, "task": task}
 
 
 async def rewrite(
@@ -110,24 +115,6 @@ async def rewrite(
         >>> s.value, s.fallback  # doctest: +SKIP
         ('giant bulla versus pneumothorax CT', False)
     """
-    user = build_user(
-        question,
-        options,
-        letter=letter,
-        previous=list(previous),
-        found_titles=list(found_titles),
-        judged_irrelevant=judged_irrelevant,
-    )
-    s = await ask_structured(
-        llm,
-        SYSTEM_PROMPT,
-        user,
-        validate=_query,
-        fallback=fallback_query(question, options, letter),
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        prompt_hash=PROMPT_HASH,
-        schema=obj_schema({"query": STR}),
-    )
-    return s
+    return await ROLE.ask(llm, validate=_query, fallback=fallback_query(question, options, letter), schema=SCHEMA,
+                          max_tokens=max_tokens, temperature=temperature, seed=seed, question=question,
+                          options=options, **_context(options, letter, previous, found_titles, judged_irrelevant))

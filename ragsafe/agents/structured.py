@@ -1,5 +1,10 @@
 """Structured outputs from small models: ask for JSON, parse leniently, fall back visibly.
 
+Every JSON-mode role (decompose, grade, plan, rerank, rewrite, synthesize, verify) is a
+:class:`Role`: its system prompt, user template and prompt hash, and one :meth:`Role.ask` that
+renders the user message and makes the call. A role module only adds its reply validator, its
+schema and its fallback value.
+
 ``parse_json_reply`` accepts a bare object, one inside a ```json fence, or the first balanced
 ``{...}`` in free text. When nothing parses, the caller's fallback value is used and the trace
 entry says so (``fallback: true`` with the reason), which the summary counts — never a crash.
@@ -10,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from ragsafe.agents.answer import call_summary, format_options
 from ragsafe.agents.answer import prompt_hash as _hash
 from ragsafe.llm.client import LLM
 
@@ -78,27 +84,8 @@ class Structured:
     prompt_hash: str
 
     def trace(self, role: str) -> dict[str, Any]:
-        c = self.call
-        info = {
-            "role": role,
-            "prompt_hash": self.prompt_hash,
-            "output": self.value,
-            "llm_calls": [
-                {
-                    k: c.get(k)
-                    for k in (
-                        "model",
-                        "prompt_tokens",
-                        "completion_tokens",
-                        "latency_s",
-                        "attempts",
-                        "cached",
-                        "finish_reason",
-                        "text",
-                    )
-                }
-            ],
-        }
+        info = {"role": role, "prompt_hash": self.prompt_hash, "output": self.value,
+                "llm_calls": [call_summary(self.call)]}
         if self.fallback:
             info["fallback"] = True
             info["fallback_reason"] = self.reason
@@ -143,3 +130,38 @@ async def ask_structured(
         return Structured(validate(obj), comp.text, False, None, comp.to_record(), h)
     except (ValueError, KeyError, TypeError) as e:
         return Structured(fallback, comp.text, True, f"JSON did not fit: {e}", comp.to_record(), h)
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """One JSON-mode LLM role: the prompts it sends and the hash that names them in traces.
+
+    Example:
+        >>> GRADER = Role(SYSTEM_PROMPT, "Question: {question}\\n\\nOptions:\\n{options}", PROMPT_HASH)  # doctest: +SKIP
+        >>> s = await GRADER.ask(llm, validate=_verdict, fallback=True, max_tokens=20,
+        ...                      question=q.question, options=q.options)                         # doctest: +SKIP
+    """
+
+    system: str
+    """System prompt of every call."""
+    user: str
+    """User template. ``{question}`` is filled with the stripped stem and ``{options}`` with the
+    :func:`~ragsafe.agents.answer.format_options` block; any other field comes from ``ask``."""
+    prompt_hash: str | None = None
+    """Hash named in the trace; None: the hash of the system prompt (see :func:`ask_structured`)."""
+
+    def render(self, *, question: str | None = None, options: Mapping[str, str] | None = None, **fields: Any) -> str:
+        """The user message for these fields."""
+        if question is not None:
+            fields["question"] = question.strip()
+        if options is not None:
+            fields["options"] = format_options(options)
+        return self.user.format(**fields)
+
+    async def ask(self, llm: LLM, *, validate: Callable[[dict], Any], fallback: Any, max_tokens: int,
+                  temperature: float = 0.0, seed: int | None = None, schema: dict | None = None,
+                  **fields: Any) -> Structured:
+        """Render the user message from ``fields`` (:meth:`render`) and make the call (:func:`ask_structured`)."""
+        return await ask_structured(llm, self.system, self.render(**fields), validate=validate, fallback=fallback,
+                                    max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                    prompt_hash=self.prompt_hash, schema=schema)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYNTH_SYSTEM = (
@@ -25,6 +25,10 @@ SYNTH_SYSTEM = (
 
 SYNTH_USER = "Write the report from these research notes.\n\nQuestion: {question}\n\nResearch notes:\n{notes}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
+
+ROLE = Role(SYNTH_SYSTEM, SYNTH_USER)
+"""The trace names the synthesis prompt by its system prompt's hash."""
+SCHEMA = obj_schema({"findings": {"type": "object", "additionalProperties": STR}, "summary": STR})
 
 REPORT_TITLE = "Research report"
 
@@ -126,15 +130,6 @@ async def synthesize(
         excerpt_chars: each evidence excerpt in the prompt is cut to this many characters.
         max_tokens: cap on the JSON reply (keeps the report short).
     """
-    user = SYNTH_USER.format(question=question.strip(), notes=format_notes(notes, excerpt_chars))
-    return await ask_structured(
-        llm,
-        SYNTH_SYSTEM,
-        user,
-        validate=validator([n.letter for n in notes]),
-        fallback=None,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        schema=obj_schema({"findings": {"type": "object", "additionalProperties": STR}, "summary": STR}),
-    )
+    return await ROLE.ask(llm, validate=validator([n.letter for n in notes]), fallback=None, schema=SCHEMA,
+                          max_tokens=max_tokens, temperature=temperature, seed=seed, question=question,
+                          notes=format_notes(notes, excerpt_chars))

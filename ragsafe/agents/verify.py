@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from ragsafe.agents.structured import STR, Structured, ask_structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 VERDICTS = ("supported", "contradicted", "insufficient")
@@ -44,6 +44,14 @@ VERIFY_USER = (
 )
 """User message. The first line is fixed, so the recorded prompt hash identifies the template."""
 
+ROLE = Role(VERIFY_SYSTEM, VERIFY_USER)
+"""The trace names the verifier prompt by its system prompt's hash."""
+SCHEMA = obj_schema(
+    {"verdict": {"enum": list(VERDICTS)}, "reason": STR},
+    {"alternative": {"type": "string", "maxLength": 1}, "supporting": {"type": "array", "items": {"type": "integer"}},
+     "contradicting": {"type": "array", "items": {"type": "integer"}}, "query": STR},
+)
+
 FALLBACK_VERDICT = "insufficient"
 _SYNONYMS = {
     "support": "supported",
@@ -60,10 +68,6 @@ _SYNONYMS = {
     "not enough": "insufficient",
     "uncertain": "insufficient",
 }
-
-
-def format_options(options: dict[str, str]) -> str:
-    return "\n".join(f"{k}. {v}" for k, v in options.items())
 
 
 def format_evidence(docs: list[Document], max_chars: int | None = None) -> str:
@@ -173,32 +177,11 @@ async def verify(
         >>> s.value.verdict, s.fallback                                # doctest: +SKIP
         ('supported', False)
     """
-    user = VERIFY_USER.format(
-        evidence=format_evidence(evidence, evidence_chars),
-        question=question.strip(),
-        options=format_options(options),
-        letter=letter,
-        option=options.get(letter, ""),
-    )
-    return await ask_structured(
-        llm,
-        VERIFY_SYSTEM,
-        user,
-        validate=validator(list(options), letter, len(evidence)),
-        fallback=Verdict(FALLBACK_VERDICT, reason="unparsed verifier reply"),
-        max_tokens=max_tokens,
-        temperature=temperature,
-        seed=seed,
-        schema=obj_schema(
-            {"verdict": {"enum": list(VERDICTS)}, "reason": STR},
-            {
-                "alternative": {"type": "string", "maxLength": 1},
-                "supporting": {"type": "array", "items": {"type": "integer"}},
-                "contradicting": {"type": "array", "items": {"type": "integer"}},
-                "query": STR,
-            },
-        ),
-    )
+    return await ROLE.ask(
+        llm, validate=validator(list(options), letter, len(evidence)),
+        fallback=Verdict(FALLBACK_VERDICT, reason="unparsed verifier reply"), schema=SCHEMA,
+        max_tokens=max_tokens, temperature=temperature, seed=seed, evidence=format_evidence(evidence, evidence_chars),
+        question=question, options=options, letter=letter, option=options.get(letter, ""))
 
 
 def trace(s: Structured, role: str = "verify", **extra) -> dict[str, Any]:

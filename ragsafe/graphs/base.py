@@ -201,7 +201,7 @@ def make_answer_node(deps: Deps, name: str = "answer"):
         return {"letter": a.letter,
                 "answer": {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
                            "messages": a.call["request"].get("messages")},
-                "_trace": call_info("answer", answer_agent.ANSWER_PROMPT_HASH, [_call_summary(a.call)],
+                "_trace": call_info("answer", answer_agent.ANSWER_PROMPT_HASH, [answer_agent.call_summary(a.call)],
                                     output=a.letter)}
 
     return answer_node
@@ -220,8 +220,3 @@ def as_node(app, name: str | None = None):
 
     node.__name__ = name or "subgraph"
     return node
-
-
-def _call_summary(call: dict) -> dict[str, Any]:
-    return {k: call.get(k) for k in ("model", "prompt_tokens", "completion_tokens", "latency_s", "attempts",
-                                     "cached", "finish_reason", "text")}

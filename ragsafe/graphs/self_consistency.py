@@ -24,7 +24,7 @@ from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, State, _call_summary, as_node, call_info, graph, graphs, traced
+from ragsafe.graphs.base import Deps, State, as_node, call_info, graph, graphs, traced
 
 
 class SCState(State, total=False):
@@ -127,7 +127,7 @@ def build(deps: Deps, params: Params):
                 a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
                                               mode=deps.answer_mode, max_tokens=deps.max_tokens,
                                               temperature=params.temperature, seed=seed)
-                return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist, "calls": [_call_summary(a.call)]}
+                return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist, "calls": [answer_agent.call_summary(a.call)]}
             d = dataclasses.replace(deps, temperature=params.temperature, seed=seed)
             st = await spec.build(d, inner_params).ainvoke({"question": q, "queries": [], "trace": []})
             calls = [c for t in st.get("trace") or [] for c in t.get("llm_calls") or []]

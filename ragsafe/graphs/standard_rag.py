@@ -6,6 +6,7 @@ import dataclasses
 
 from langgraph.graph import END, START, StateGraph
 
+from ragsafe.agents.answer import format_options
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
 
@@ -26,7 +27,7 @@ class Params:
 def query_text(state: State, mode: str) -> str:
     q = state["question"]
     if mode == "question+options":
-        return q.question + "\n" + "\n".join(f"{k}. {v}" for k, v in q.options.items())
+        return q.question + "\n" + format_options(q.options)
     return q.question
 
 

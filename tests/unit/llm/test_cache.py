@@ -10,11 +10,11 @@ import pytest
 import yaml
 from langgraph.graph import END, START, StateGraph
 
-from ragsafe.llm.cache import SQLiteCache, default_path, open_cache
+from ragsafe.agents.answer import call_summary
 from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.sweep import load_sweep, run_sweep
 from ragsafe.graphs import State, graph
-from ragsafe.graphs.base import _call_summary
+from ragsafe.llm.cache import SQLiteCache, default_path, open_cache
 from tests.fault_server import FaultServer
 
 
@@ -37,7 +37,7 @@ def build_chain(deps, params: ChainParams):
             msgs = [{"role": "user", "content": f"{q.question}\nstep {i}; previous answer: {prev}"}]
             comp = await deps.llm.chat(msgs, max_tokens=deps.max_tokens, seed=deps.seed)
             prev = comp.text
-            calls.append(_call_summary(comp.to_record()))
+            calls.append(call_summary(comp.to_record()))
         letter = prev.strip() if prev.strip() in q.options else None
         return {"letter": letter, "answer": {"raw": prev, "letter_dist": None, "source": "parse", "messages": msgs},
                 "trace": [{"node": "chain", "llm_calls": calls}]}
