@@ -5,7 +5,6 @@ Every command reads stored records only: no LLM call, no network.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ def _stats_args(p) -> None:
 
 
 def cmd_score(a) -> int:
-    from ragsafe.evals.reports.tables import text_table
+    from ragsafe.evals.reports.text import text_table
     from ragsafe.evals.score import score_run_dir
 
     summary = score_run_dir(a.run_dir, allow_errors=a.allow_errors, B=a.B, seed=a.seed, threshold=a.threshold,
@@ -51,7 +50,9 @@ def _analysis(a):
 
 
 def cmd_report(a) -> int:
-    from ragsafe.evals.reports.tables import as_csv_rows, markdown_report, text_table
+    from ragsafe.evals.reports.csv import write_csv
+    from ragsafe.evals.reports.markdown import markdown_report
+    from ragsafe.evals.reports.text import text_table
 
     runs, summary = _analysis(a)
     ens = None
@@ -70,11 +71,7 @@ def cmd_report(a) -> int:
 
         write_html(a.html, summary, ens, title=a.title, top=a.top)
     if a.csv:
-        rows = as_csv_rows(summary)
-        with open(a.csv, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["variant"])
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(a.csv, summary)
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "ensemble": ens}, indent=1, default=str),
                                 encoding="utf-8")
@@ -86,7 +83,8 @@ def cmd_report(a) -> int:
 
 def cmd_ensemble(a) -> int:
     from ragsafe.evals.ensemble import analyze_ensemble
-    from ragsafe.evals.reports.tables import Table, fixed_width
+    from ragsafe.evals.reports.tables import Table
+    from ragsafe.evals.reports.text import fixed_width
     from ragsafe.experiments.runs import load_run
 
     runs = [load_run(d) for d in a.run_dir]

@@ -110,7 +110,7 @@ def cmd_validate(a) -> int:
 
 
 def cmd_run(a) -> int:
-    from ragsafe.evals.reports.tables import text_table
+    from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.config import RunConfig
     from ragsafe.experiments.execute import run
     from ragsafe.llm.errors import EndpointUnreachable

@@ -33,7 +33,7 @@ def cmd_sweep(a) -> int:
                          allow_errors=True if a.allow_errors else None, out=a.out)
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
-    from ragsafe.evals.reports.tables import text_table
+    from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.store import RunStore
 
     for d in dirs:

@@ -20,7 +20,8 @@ target's *distinctive* terms are its terms minus the correct option's and the qu
 correct option's distinctive terms likewise. A text supports the target when it contains at least
 half of the target's distinctive terms and a larger share of them than of the correct option's.
 Chunk texts come from the record (``retrieved[i].text`` when the runner stores it) or from a
-resolver that rebuilds the run's chunks from its corpus (:func:`corpus_chunk_texts`); when neither
+resolver that rebuilds the run's chunks from its corpus
+(:func:`ragsafe.experiments.runs.corpus_chunk_texts`); when neither
 is available the retrieved-text test is skipped and counted in ``text_unavailable``.
 
 Looped graphs (a record with 2+ retrieval rounds in its trace): the round that introduced the
@@ -31,13 +32,12 @@ gold-document chunks. No such chunk, or a chunk no round returned → no round.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from typing import Any, Callable
 
 from ragsafe.corpora.schema import Question
-from ragsafe.evals.metrics.greedy import letter_of
+from ragsafe.evals.metrics import letter_of
 
 CATEGORIES = ["error", "parse_failure", "conflict_captured", "retrieval_miss", "unattributed", "no_evidence",
               "reasoning_miss"]
@@ -189,51 +189,3 @@ def attribute(samples_q: list[dict], questions: list[Question], chunk_text: Chun
             "all": dict(sorted(rc.items())),
             "none": sum(r["evidence_round"] is None for r in rows)}
     return out
-
-
-@functools.lru_cache(maxsize=4)
-def _corpus_chunks(spec: str, size: int, overlap: int, prepend_title: bool) -> dict[str, str]:
-    from transformers import AutoTokenizer
-
-    from ragsafe.corpora.chunking import ChunkParams, chunk_documents
-    from ragsafe.corpora.documents import load_corpus
-    from ragsafe.retrievers.embedders import default_model_path
-
-    tok = AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
-    tok.model_max_length = 10 ** 9  # counting only; silence the long-sequence warning
-    chunks = chunk_documents(load_corpus(spec), tok, ChunkParams(size=size, overlap=overlap,
-                                                                 prepend_title=prepend_title))
-    return {c.metadata["chunk_id"]: c.page_content for c in chunks}
-
-
-def corpus_chunk_texts(run: dict) -> ChunkText | None:
-    """A chunk-id → text resolver rebuilt offline from a run's corpus (no embedding, no LLM).
-
-    Only for runs indexed with the default embedder's tokenizer; None when the run retrieved nothing
-    or its corpus cannot be rebuilt here (the retrieved-text test is then skipped and counted).
-    """
-    from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER
-
-    corpus = run.get("corpus") or {}
-    if not corpus.get("spec"):
-        return None
-    index = corpus.get("index") or {}
-    if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
-        return None
-    chunk = ((run.get("identity") or {}).get("corpus") or {}).get("chunk") or {}
-    cfg = run.get("config") or {}
-    size = chunk.get("size", cfg.get("chunk_size", 300))
-    overlap = chunk.get("overlap", cfg.get("chunk_overlap", 50))
-    prepend = chunk.get("prepend_title", True)
-    cache: dict[str, dict[str, str] | None] = {}
-
-    def lookup(chunk_id: str) -> str | None:
-        if "m" not in cache:
-            try:
-                cache["m"] = _corpus_chunks(corpus["spec"], size, overlap, prepend)
-            except Exception:  # noqa: BLE001  (a moved corpus or missing tokenizer: text unavailable)
-                cache["m"] = None
-        m = cache["m"]
-        return None if m is None else m.get(chunk_id)
-
-    return lookup

@@ -20,8 +20,8 @@ from typing import Any
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import stats
+from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
-from ragsafe.evals.metrics.greedy import letter_of
 from ragsafe.experiments.runs import LoadedRun, combine_runs
 
 vote = sc_metrics.majority

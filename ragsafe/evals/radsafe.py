@@ -35,11 +35,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ragsafe.config import ConfigError
+from ragsafe.config import ConfigError, stable_hash
 from ragsafe.corpora.schema import LABEL_KEYS, Question
+from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
-from ragsafe.evals.metrics.greedy import letter_of
-from ragsafe.experiments.runs import LoadedRun, load_run
+from ragsafe.experiments.runs import LoadedRun, create_run, load_run
 
 DATASET = "risk_radiorag"
 RESULTS = Path("phase4_checking_results") / "results"
@@ -279,9 +279,6 @@ def import_radsafe(src: str | Path, out: str | Path, *, model: str | None = None
 
     One model → ``out`` is the run folder; several → one run folder per model under ``out``.
     """
-    from ragsafe.config import stable_hash
-    from ragsafe.experiments.store import RunStore
-
     src = Path(src)
     res = src / RESULTS
     if not res.is_dir():
@@ -325,15 +322,7 @@ def import_radsafe(src: str | Path, out: str | Path, *, model: str | None = None
                                             "overrides": {}, "paper_condition": cond})
                 samples.append(rec)
         base = dict(orig_runs[0]) if orig_runs else {}
-        store = RunStore(run_dir)
-        if store.samples_path.exists():
-            raise ConfigError(f"{run_dir} already holds samples; import into a new folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
         wanted = set(qids)
-        with open(run_dir / "benchmark.jsonl", "w", encoding="utf-8") as f:
-            for b in bench:
-                if b["id"] in wanted:
-                    f.write(json.dumps(b, ensure_ascii=False, default=list) + "\n")
         cfg = dict(base.get("config") or {})
         cfg.setdefault("bootstrap_B", 1000)
         cfg.setdefault("bootstrap_seed", 42)
@@ -344,8 +333,7 @@ def import_radsafe(src: str | Path, out: str | Path, *, model: str | None = None
                "imported_from": {"path": str(src), "model_dir": m}}
         run["config_hash"] = base.get("config_hash") or stable_hash({"import": str(src), "model": m})
         run.pop("schema_version", None)
-        store.write_run(run)
-        for rec in samples:
-            store.append({k: v for k, v in rec.items() if k != "schema_version"})
+        create_run(run_dir, run, [b for b in bench if b["id"] in wanted],
+                   [{k: v for k, v in rec.items() if k != "schema_version"} for rec in samples])
         written.append(run_dir)
     return written

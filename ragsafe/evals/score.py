@@ -18,17 +18,17 @@ import numpy as np
 
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import attribution, calibration, stats
-from ragsafe.evals.metrics.greedy import (
-    GREEDY_METRICS,
-    Options,
-    metric_names,
-    metrics,
-    na_reason,
-    per_question,
+from ragsafe.evals.metrics import Options, metric_names, metrics, na_reason, per_question, select
+from ragsafe.experiments.runs import (
+    CEILING,
+    FLOOR,
+    Arm,
+    corpus_chunk_texts,
+    graph_of,
+    load_run,
+    run_arms,
+    write_summary,
 )
-from ragsafe.experiments.runs import CEILING, FLOOR, Arm, graph_of, load_run, run_arms
-
-BREAKDOWN_METRICS = GREEDY_METRICS + ["sc_accuracy", "dangerous_overconfidence_rate"]
 
 
 def cost_of(rec: dict) -> dict[str, float]:
@@ -153,9 +153,7 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = 1000, seed: 
         out["worst_case_by_condition"] = {
             v: worst_case({a.key: samples_ok[a.key] for a in arms if a.variant == v and a.key in samples_ok}, questions)
             for v in dict.fromkeys(a.variant for a in arms)}
-    out["metric_info"] = {m: {"higher_is_better": metrics.get(m).higher_is_better,
-                              "needs_labels": metrics.get(m).needs_labels, "kind": metrics.get(m).kind,
-                              "label": metrics.get(m).label} for m in names}
+    out["metric_info"] = {m: metrics.get(m).info for m in names}
     return out
 
 
@@ -171,14 +169,14 @@ def _gap_closed(out: dict, arms: list[Arm], values: dict, idx: np.ndarray) -> No
             if a.key not in values or a.graph in (FLOOR, CEILING):
                 continue
             if floor is None or ceil is None:
-                cell["gap_closed"] = {"_reason": "needs closed_book and clean_evidence of the same model"}
+                cell["gap_closed"] = {"_reason": f"needs {FLOOR} and {CEILING} of the same model"}
                 continue
             gc = {}
             for m, v in values[a.key].items():
                 f, c = values[floor.key].get(m), values[ceil.key].get(m)
                 if v is None or f is None or c is None or metrics.get(m).higher_is_better is None:
                     continue
-                gc[m] = stats.gap_closed(v, f, c, idx)
+                gc[m] = stats.gap_closed(v, f, c, idx, refs=(FLOOR, CEILING))
             cell["gap_closed"] = gc
             cell["gap_refs"] = {"floor": floor.key, "ceiling": ceil.key}
 
@@ -196,7 +194,7 @@ def _breakdown(dim: str, questions: list[Question], samples_ok: dict[str, list[d
         gidx = stats.bootstrap_indices(len(ix), B, seed)
         cells = {}
         for key, sq in samples_ok.items():
-            pq = per_question([sq[i] for i in ix], qs, BREAKDOWN_METRICS, opts)
+            pq = per_question([sq[i] for i in ix], qs, [m.name for m in select(breakdown=True)], opts)
             cells[key] = {m: (stats.bootstrap(v, gidx).as_dict() if v is not None else None) for m, v in pq.items()}
         out[g] = {"n": len(ix), "variants": cells}
     return out
@@ -258,20 +256,14 @@ def summarize(samples: list[dict], questions: list[Question], variants: list[str
 def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None, seed: int | None = None,
                   threshold: float = 0.80, text: bool = True, write: bool = True) -> dict:
     """Recompute a run's ``summary.json`` from ``samples.jsonl`` (no LLM call)."""
-    from ragsafe.experiments.store import RunStore
-
     lr = load_run(run_dir)
     cfg = lr.run.get("config") or {}
     B = B or cfg.get("bootstrap_B", 1000)
     seed = cfg.get("bootstrap_seed", 42) if seed is None else seed
-    arms = run_arms(lr, chunk_text=attribution.corpus_chunk_texts(lr.run) if text else None)
+    arms = run_arms(lr, chunk_text=corpus_chunk_texts(lr.run) if text else None)
     summary = analyze(arms, lr.questions, B=B, seed=seed, allow_errors=allow_errors, threshold=threshold)
     summary["run"] = {"path": str(run_dir), "config_hash": lr.run.get("config_hash"), "model": lr.model,
                       "benchmark": lr.run["benchmark"]["spec"]}
     if write:
-        store = RunStore(run_dir)
-        # the runner's freshness stamp: it re-scores when samples.jsonl grew since this summary
-        size = store.samples_path.stat().st_size if store.samples_path.exists() else 0
-        summary["scored_with"] = {"allow_errors": allow_errors, "samples_bytes": size}
-        store.write_summary(summary)
+        write_summary(run_dir, summary, allow_errors=allow_errors)
     return summary

@@ -91,17 +91,19 @@ def wilson_ci(successes: int, n: int, z: float = 1.959963984540054) -> tuple[flo
     return (centre - half, centre + half)
 
 
-def gap_closed(graph: Sequence[float], floor: Sequence[float], ceiling: Sequence[float], idx: np.ndarray) -> dict:
+def gap_closed(graph: Sequence[float], floor: Sequence[float], ceiling: Sequence[float], idx: np.ndarray,
+               refs: tuple[str, str] = ("the floor", "the ceiling")) -> dict:
     """(graph − floor) / (ceiling − floor) of per-question means, with a CI on the shared resamples.
 
     The ratio is bootstrapped directly: for every resample the three means come from the same
     questions. Undefined when the observed denominator is 0 (the ceiling does not beat the floor);
     resamples with a zero denominator are left out of the CI and counted in ``n_undefined``.
+    ``refs`` names the floor and the ceiling in the reason.
     """
     g, f, c = (np.asarray(x, float) for x in (graph, floor, ceiling))
     den = c.mean() - f.mean() if g.size else 0.0
     if g.size == 0 or den == 0:
-        return {"defined": False, "reason": "undefined: clean_evidence equals closed_book on this metric "
+        return {"defined": False, "reason": f"undefined: {refs[1]} equals {refs[0]} on this metric "
                                             "(the denominator is 0)", "n": int(g.size)}
     obs = (g.mean() - f.mean()) / den
     gm, fm, cm = g[idx].mean(axis=1), f[idx].mean(axis=1), c[idx].mean(axis=1)

@@ -224,7 +224,7 @@ def show(run_dir: str | Path) -> str:
     lines.append("  variants      " + ", ".join(label for label, _ in variants))
     summary = store.read_summary()
     if summary:
-        from ragsafe.evals.reports.tables import text_table
+        from ragsafe.evals.reports.text import text_table
 
         lines += ["", text_table(summary)]
     return "\n".join(lines)

@@ -1,19 +1,33 @@
 """Run folders as analysis input: a run's questions and records, and *arms* (graph variant × model).
 
 A run holds one model; several runs (one per model) combine into one analysis over the questions
-they share, with arm keys ``variant@model`` when the models differ.
+they share, with arm keys ``variant@model`` when the models differ. This is the eval layer's only
+door to storage: ``ragsafe.evals`` reads runs, writes summaries and creates imported run folders
+through the functions here, and rebuilds chunk texts from a run's corpus through
+:func:`corpus_chunk_texts` (tokenizer and corpus files are read here, never in ``evals/``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ragsafe.config import ConfigError
+from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.schema import Question
-from ragsafe.evals import attribution
+from ragsafe.evals.attribution import ChunkText
+from ragsafe.experiments.store import RunStore
 
 FLOOR, CEILING = "closed_book", "clean_evidence"
+"""The graphs every other graph is measured against (gap closed, default comparisons, table marks)."""
+
+
+def role_of(graph: str) -> str | None:
+    """"floor", "ceiling" or None: the role of ``graph`` in every comparison and table."""
+    return {FLOOR: "floor", CEILING: "ceiling"}.get(graph)
 
 
 @dataclasses.dataclass
@@ -25,7 +39,7 @@ class Arm:
     graph: str
     model: str | None
     records: dict[str, dict]
-    chunk_text: attribution.ChunkText | None = None
+    chunk_text: ChunkText | None = None
 
 
 def graph_of(variant: str, records: Iterable[dict] = ()) -> str:
@@ -56,10 +70,6 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """A run folder's record, its benchmark questions (in the run's order) and its samples."""
-    from ragsafe.config import ConfigError
-    from ragsafe.corpora.benchmark import load_benchmark
-    from ragsafe.experiments.store import RunStore
-
     store = RunStore(run_dir)
     run = store.read_run()
     spec = run["benchmark"]["spec"]
@@ -74,7 +84,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 
 
 def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,
-             chunk_text: attribution.ChunkText | None = None) -> list[Arm]:
+             chunk_text: ChunkText | None = None) -> list[Arm]:
     recs: dict[str, dict[str, dict]] = {v: {} for v in lr.variants}
     for s in lr.samples:
         if s["variant"] in recs:
@@ -86,8 +96,6 @@ def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,
 def combine_runs(runs: list[LoadedRun], *, common_questions: bool = False, text: bool = True
                  ) -> tuple[list[Arm], list[Question]]:
     """Arms of several runs on one question set; arm keys are ``variant@model`` when models differ."""
-    from ragsafe.config import ConfigError
-
     sets = [{q.id for q in r.questions} for r in runs]
     common = set.intersection(*sets) if sets else set()
     if not common_questions and any(s != sets[0] for s in sets):
@@ -99,7 +107,7 @@ def combine_runs(runs: list[LoadedRun], *, common_questions: bool = False, text:
     arms: list[Arm] = []
     seen: set[str] = set()
     for r in runs:
-        ct = attribution.corpus_chunk_texts(r.run) if text else None
+        ct = corpus_chunk_texts(r.run) if text else None
         for a in run_arms(r, (lambda v, m: f"{v}@{m}") if multi else (lambda v, m: v), ct):
             if a.key in seen:
                 raise ConfigError(f"graph variant {a.variant!r} of model {a.model!r} appears in two runs; "
@@ -107,3 +115,80 @@ def combine_runs(runs: list[LoadedRun], *, common_questions: bool = False, text:
             seen.add(a.key)
             arms.append(a)
     return arms, qs
+
+
+def write_summary(run_dir: str | Path, summary: dict, *, allow_errors: bool = False) -> None:
+    """Store ``summary`` as the run's summary.json, stamped with the samples file's size.
+
+    The stamp is the runner's freshness check: it re-scores when samples.jsonl grew since.
+    """
+    store = RunStore(run_dir)
+    size = store.samples_path.stat().st_size if store.samples_path.exists() else 0
+    summary["scored_with"] = {"allow_errors": allow_errors, "samples_bytes": size}
+    store.write_summary(summary)
+
+
+def create_run(run_dir: str | Path, run: dict, benchmark: list[dict], samples: list[dict]) -> None:
+    """A new run folder from records made elsewhere (an import): benchmark.jsonl, run.json, samples.
+
+    Raises:
+        ConfigError: the folder already holds samples (an import never mixes into a run).
+    """
+    store = RunStore(run_dir)
+    if store.samples_path.exists():
+        raise ConfigError(f"{run_dir} already holds samples; import into a new folder")
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / "benchmark.jsonl", "w", encoding="utf-8") as f:
+        for b in benchmark:
+            f.write(json.dumps(b, ensure_ascii=False, default=list) + "\n")
+    store.write_run(run)
+    for rec in samples:
+        store.append(rec)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_chunks(spec: str, size: int, overlap: int, prepend_title: bool) -> dict[str, str]:
+    from transformers import AutoTokenizer
+
+    from ragsafe.corpora.chunking import ChunkParams, chunk_documents
+    from ragsafe.corpora.documents import load_corpus
+    from ragsafe.retrievers.embedders import default_model_path
+
+    tok = AutoTokenizer.from_pretrained(str(default_model_path()), local_files_only=True)
+    tok.model_max_length = 10 ** 9  # counting only; silence the long-sequence warning
+    chunks = chunk_documents(load_corpus(spec), tok, ChunkParams(size=size, overlap=overlap,
+                                                                 prepend_title=prepend_title))
+    return {c.metadata["chunk_id"]: c.page_content for c in chunks}
+
+
+def corpus_chunk_texts(run: dict) -> ChunkText | None:
+    """A chunk-id → text resolver rebuilt offline from a run's corpus (no embedding, no LLM).
+
+    Only for runs indexed with the default embedder's tokenizer; None when the run retrieved nothing
+    or its corpus cannot be rebuilt here (the retrieved-text test is then skipped and counted).
+    """
+    from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER
+
+    corpus = run.get("corpus") or {}
+    if not corpus.get("spec"):
+        return None
+    index = corpus.get("index") or {}
+    if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
+        return None
+    chunk = ((run.get("identity") or {}).get("corpus") or {}).get("chunk") or {}
+    cfg = run.get("config") or {}
+    size = chunk.get("size", cfg.get("chunk_size", 300))
+    overlap = chunk.get("overlap", cfg.get("chunk_overlap", 50))
+    prepend = chunk.get("prepend_title", True)
+    cache: dict[str, dict[str, str] | None] = {}
+
+    def lookup(chunk_id: str) -> str | None:
+        if "m" not in cache:
+            try:
+                cache["m"] = _corpus_chunks(corpus["spec"], size, overlap, prepend)
+            except Exception:  # noqa: BLE001  (a moved corpus or missing tokenizer: text unavailable)
+                cache["m"] = None
+        m = cache["m"]
+        return None if m is None else m.get(chunk_id)
+
+    return lookup

@@ -1,23 +1,26 @@
-"""Tables of a summary (one run or several): every figure with its n and CI.
+"""Tables of a summary (one run or several) as data: every figure with its n and CI.
 
-The same :class:`Table` objects feed the terminal, Markdown and HTML reports, so they always carry
-the same numbers. Estimates read ``mean ± sd [2.5%, 97.5%]`` (percentile bootstrap over questions,
-one shared resample matrix for every graph and model).
+The same :class:`Table` objects feed the terminal (:mod:`.text`), Markdown (:mod:`.markdown`) and
+HTML (:mod:`.html`) reports, so they always carry the same numbers. Estimates read
+``mean ± sd [2.5%, 97.5%]`` (percentile bootstrap over questions, one shared resample matrix for
+every graph and model). Which metric is a column of which table comes from its registration
+(:mod:`ragsafe.evals.metrics.registry`): group greedy → the graph table, group sc → the
+self-consistency table, ``gap`` → gap closed, ``compare`` → paired comparisons, ``headline`` → the
+breakdown cells, confidence metrics → the calibration table. A column with no value in any row is
+left out (the note says which, when they were n/a).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
-from ragsafe.evals.metrics.greedy import GREEDY_METRICS, metrics
-from ragsafe.evals.metrics.self_consistency import SC_METRICS
+from ragsafe.evals.ensemble import ensemble_table
+from ragsafe.evals.metrics import Metric, select
+from ragsafe.experiments.runs import CEILING, FLOOR, role_of
 
-SHORT = {"accuracy": "accuracy", "high_risk_error_rate": "high-risk", "unsafe_answer_rate": "unsafe",
-         "contradiction_rate": "contradiction", "null_rate": "null"}
-GAP_METRICS = ["accuracy", "high_risk_error_rate", "unsafe_answer_rate", "contradiction_rate", "sc_accuracy",
-               "dangerous_overconfidence_rate"]
+EMPTY = ("", "n/a")
+"""Cell values that carry no figure: a column of nothing else is left out of its table."""
 
 
 @dataclasses.dataclass
@@ -27,6 +30,23 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     note: str = ""
+
+    def without_empty_columns(self, keep: int = 1) -> "Table":
+        """This table minus every column (after the first ``keep``) with no figure in any row.
+
+        A column left out because it was n/a everywhere is named in the note, so nothing goes
+        missing silently.
+        """
+        drop = [i for i in range(keep, len(self.header))
+                if all((r[i] if i < len(r) else "") in EMPTY for r in self.rows)]
+        if not drop or not self.rows:
+            return self
+        na = [self.header[i] for i in drop if any(i < len(r) and r[i] == "n/a" for r in self.rows)]
+        note = self.note + (f" Not shown (n/a in every row): {', '.join(na)}." if na else "")
+        keepers = [i for i in range(len(self.header)) if i not in drop]
+        return dataclasses.replace(self, header=[self.header[i] for i in keepers],
+                                   rows=[[r[i] if i < len(r) else "" for i in keepers] for r in self.rows],
+                                   note=note.strip())
 
 
 def _r(x: float, d: int) -> float:
@@ -53,8 +73,15 @@ def fmt_pp(est: dict | None) -> str:
     return f"{m:+.1f} pp [{lo:+.1f}, {hi:+.1f}]"
 
 
-def _is_pct(name: str) -> bool:
-    return name not in ("sc_confidence", "sc_agreement", "sc_margin", "token_confidence", "token_entropy_confidence")
+def fmt_metric(m: Metric, est: dict | None, short: bool = False) -> str:
+    """An estimate in the metric's unit (a rate as a percentage, a score as is)."""
+    return fmt(est, pct=m.unit == "%", short=short)
+
+
+def arm_label(key: str, cell: dict) -> str:
+    """The arm's row label, its floor or ceiling role marked: ``closed_book (floor)``."""
+    role = role_of(cell.get("graph") or "")
+    return f"{key} ({role})" if role else key
 
 
 def _cost_cells(cell: dict) -> list[str]:
@@ -64,61 +91,68 @@ def _cost_cells(cell: dict) -> list[str]:
 
 
 def graph_table(summary: dict) -> Table:
-    header = ["graph", "n"] + [SHORT[m] for m in GREEDY_METRICS] + ["LLM calls/q", "tokens/q", "s/q"]
+    shown = select(group="greedy")
+    header = ["graph", "n"] + [m.label for m in shown] + ["LLM calls/q", "tokens/q", "s/q"]
     rows = []
     for label, cell in summary["variants"].items():
-        r = [label + (f" ({cell['errors']} errors)" if cell.get("errors") else ""), str(cell["n"])]
+        r = [arm_label(label, cell) + (f" ({cell['errors']} errors)" if cell.get("errors") else ""), str(cell["n"])]
         if "metrics" in cell:
-            r += [fmt(cell["metrics"].get(m)) for m in GREEDY_METRICS]
+            r += [fmt_metric(m, cell["metrics"].get(m.name)) for m in shown]
         else:
-            r += [cell["status"]] + [""] * (len(GREEDY_METRICS) - 1)
+            r += [cell["status"]] + [""] * (len(shown) - 1)
         rows.append(r + _cost_cells(cell))
+    names = {m.name for m in shown}
     na = sorted({reason for c in summary["variants"].values() for m, reason in (c.get("na") or {}).items()
-                 if m in GREEDY_METRICS})
+                 if m in names})
     note = ("Greedy answers; n = all questions (nulls count as wrong). mean ± sd [2.5%, 97.5%] of "
             f"B={summary['bootstrap']['B']} bootstrap resamples (seed {summary['bootstrap']['seed']}), the same "
             "resamples for every graph and model. Cost: mean per question." + (" " + "; ".join(na) if na else ""))
-    return Table("graph-table", "Graphs and conditions", header, rows, note)
+    return Table("graph-table", "Graphs and conditions", header, rows, note).without_empty_columns(2)
 
 
 def sc_table(summary: dict) -> Table | None:
     cells = {k: c for k, c in summary["variants"].items() if c.get("sc") and "metrics" in c}
     if not cells:
         return None
-    header = ["graph"] + [metrics.get(m).label for m in SC_METRICS]
-    rows = [[k] + [fmt(c["metrics"].get(m), pct=_is_pct(m), short=True) for m in SC_METRICS] for k, c in cells.items()]
+    shown = select(group="sc")
+    header = ["graph"] + [m.label for m in shown]
+    rows = [[k] + [fmt_metric(m, c["metrics"].get(m.name), short=True) for m in shown] for k, c in cells.items()]
     return Table("sc-table", "Self-consistency", header, rows,
                  f"Majority of the ballots (null is its own ballot). Dangerous overconfidence: confidence ≥ "
-                 f"{summary.get('threshold', 0.8):.2f}, a real wrong letter whose option is high-risk or unsafe.")
+                 f"{summary.get('threshold', 0.8):.2f}, a real wrong letter whose option is high-risk or unsafe."
+                 ).without_empty_columns()
 
 
 def calibration_table(summary: dict) -> Table | None:
+    shown = select(over="confidence")
     rows = []
     for k, c in summary["variants"].items():
         for src, cal in (c.get("calibration") or {}).items():
-            rows.append([k, cal["label"], fmt(cal["mean_confidence"], pct=False, short=True),
-                         fmt(cal["ece"], pct=False, short=True), fmt(cal["mce"], pct=False, short=True),
-                         fmt(cal["dangerous_overconfidence"], short=True)])
+            rows.append([k, cal["label"], fmt(cal["mean_confidence"], pct=False, short=True)] +
+                        [fmt_metric(m, cal.get(m.name), short=True) for m in shown] +
+                        [fmt(cal["dangerous_overconfidence"], short=True)])
     if not rows:
         return None
     return Table("calibration-table", "Confidence and calibration by source",
-                 ["graph", "confidence source", "mean confidence", "ECE", "MCE", "dangerous overconf."], rows,
+                 ["graph", "confidence source", "mean confidence"] + [m.label for m in shown] +
+                 ["dangerous overconf."], rows,
                  "10 equal-width bins of (confidence, answer correct). Self-consistency scores the majority answer; "
-                 "token sources score the greedy answer.")
+                 "token sources score the greedy answer.").without_empty_columns(2)
 
 
 def gap_table(summary: dict) -> Table | None:
+    shown = select(gap=True)
     rows = []
     for k, c in summary["variants"].items():
         gc = c.get("gap_closed")
         if gc is None:
             continue
         if "_reason" in gc:
-            rows.append([k, gc["_reason"]] + [""] * (len(GAP_METRICS) - 1))
+            rows.append([k, gc["_reason"]] + [""] * (len(shown) - 1))
             continue
         r = [k]
-        for m in GAP_METRICS:
-            g = gc.get(m)
+        for m in shown:
+            g = gc.get(m.name)
             if g is None:
                 r.append("n/a")
             elif not g["defined"]:
@@ -130,31 +164,37 @@ def gap_table(summary: dict) -> Table | None:
     if not rows:
         return None
     return Table("gap-table", "Gap closed between floor and ceiling",
-                 ["graph"] + [metrics.get(m).label for m in GAP_METRICS], rows,
-                 "(graph − closed_book) / (clean_evidence − closed_book) per metric, of the same model; 1 = reaches "
-                 "the ceiling, 0 = no better than closed book. CI: the ratio recomputed on each shared resample. "
-                 "Undefined when the denominator is 0.")
+                 ["graph"] + [m.label for m in shown], rows,
+                 f"(graph − {FLOOR}) / ({CEILING} − {FLOOR}) per metric, of the same model; 1 = reaches "
+                 "the ceiling, 0 = no better than the floor. CI: the ratio recomputed on each shared resample. "
+                 "Undefined when the denominator is 0.").without_empty_columns()
 
 
 def comparison_table(summary: dict) -> Table | None:
     comps = summary.get("comparisons") or []
     if not comps:
         return None
+    shown = select(compare=True)
     rows = []
     for c in comps:
         m = c["mcnemar"]
-        extra = fmt_pp(c["diff"].get("sc_accuracy")) if "sc_accuracy" in c["diff"] else ""
-        rows.append([c["a"], c["b"], fmt_pp(c["diff"].get("accuracy")), fmt_pp(c["diff"].get("high_risk_error_rate")),
-                     fmt_pp(c["diff"].get("unsafe_answer_rate")), extra, f"{m['b10']}/{m['b01']}", f"{m['p']:.3g}",
-                     f"{m['q_bh']:.3g}"])
+        # a metric one side lacks (SC accuracy of a greedy graph) is blank, not n/a: nothing to compare
+        rows.append([c["a"], c["b"]] + [fmt_pp(c["diff"][x.name]) if x.name in c["diff"] else "" for x in shown] +
+                    [f"{m['b10']}/{m['b01']}", f"{m['p']:.3g}", f"{m['q_bh']:.3g}"])
     return Table("comparison-table", "Paired comparisons",
-                 ["A", "B", "Δ accuracy", "Δ high-risk", "Δ unsafe", "Δ SC accuracy", "discordant A✓B✗/A✗B✓",
-                  "McNemar p", "BH q"], rows,
+                 ["A", "B"] + [f"Δ {x.label}" for x in shown] + ["discordant A✓B✗/A✗B✓", "McNemar p", "BH q"], rows,
                  "A − B on the same questions and the same resamples; exact two-sided McNemar on greedy correctness; "
-                 "Benjamini–Hochberg q over this report's comparisons.")
+                 "Benjamini–Hochberg q over this report's comparisons.").without_empty_columns(2)
+
+
+def _mean_cell(m: Metric, est: dict | None) -> str:
+    if est is None:
+        return "n/a"
+    return f"{100 * est['mean']:.0f}%" if m.unit == "%" else f"{est['mean']:.2f}"
 
 
 def breakdown_tables(summary: dict) -> list[Table]:
+    shown = select(headline=True, breakdown=True)
     out = []
     for dim, groups in (summary.get("breakdowns") or {}).items():
         keys = [k for k, c in summary["variants"].items() if "metrics" in c]
@@ -163,14 +203,13 @@ def breakdown_tables(summary: dict) -> list[Table]:
             r = [g, str(cell["n"])]
             for k in keys:
                 e = cell["variants"].get(k) or {}
-                acc, hr = e.get("accuracy"), e.get("high_risk_error_rate")
-                r.append(f"{100 * acc['mean']:.0f}%" + (f" / {100 * hr['mean']:.0f}%" if hr else " / n/a")
-                         if acc else "n/a")
+                first = e.get(shown[0].name) if shown else None
+                r.append(" / ".join(_mean_cell(m, e.get(m.name)) for m in shown) if first else "n/a")
             rows.append(r)
         if rows:
             out.append(Table(f"breakdown-{dim.replace('_', '-')}", f"By {dim.replace('_', ' ')}",
                              [dim.replace("_", " "), "n"] + keys, rows,
-                             "accuracy / high-risk error rate of the greedy answer within each group "
+                             f"{' / '.join(m.label for m in shown)} of the greedy answer within each group "
                              "(CIs in summary.json)."))
     return out
 
@@ -228,8 +267,6 @@ def _n(x) -> str:
 def ensemble_tables(ens: dict | None) -> list[Table]:
     if not ens:
         return []
-    from ragsafe.evals.ensemble import ensemble_table
-
     t = ensemble_table(ens)
     return [Table("ensemble-table", f"Ensemble of {', '.join(ens['members'])}", t[0], t[1:],
                   f"Majority vote of greedy letters (ties → alphabetically first; a null in a tie → null). "
@@ -241,7 +278,12 @@ def all_tables(summary: dict, ensemble: dict | None = None, top: int = 20) -> li
                               comparison_table(summary)]
     ts += breakdown_tables(summary) + attribution_tables(summary) + [worst_case_table(summary, top)]
     ts += ensemble_tables(ensemble)
-    return [t for t in ts if t is not None]
+    return [t.without_empty_columns() for t in ts if t is not None]
+
+
+def main_tables(summary: dict) -> list[Table]:
+    """The tables a terminal shows by default: graphs, self-consistency, paired comparisons."""
+    return [t for t in (graph_table(summary), sc_table(summary), comparison_table(summary)) if t is not None]
 
 
 def header_line(summary: dict) -> str:
@@ -250,73 +292,3 @@ def header_line(summary: dict) -> str:
     return (f"model{'s' if len(models) > 1 else ''} {', '.join(models) or '?'} | benchmark {run.get('benchmark', '?')} | "
             f"n={summary['n_questions']} questions | mean ± sd [2.5%, 97.5%], B={summary['bootstrap']['B']}, "
             f"seed={summary['bootstrap']['seed']}, same resamples for every graph and model")
-
-
-def fixed_width(t: Table) -> list[str]:
-    table = [t.header] + t.rows
-    widths = [max(len(r[i]) if i < len(r) else 0 for r in table) for i in range(len(t.header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
-
-
-def text_table(summary: dict, ensemble: dict | None = None, full: bool = False) -> str:
-    """The terminal report: the graph table, then (``full``) every other table."""
-    tables = all_tables(summary, ensemble) if full else [t for t in [graph_table(summary), sc_table(summary),
-                                                                     comparison_table(summary)] if t]
-    out = [header_line(summary)]
-    for t in tables:
-        out += ["", f"{t.title}:"] + fixed_width(t)
-    return "\n".join(out)
-
-
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def markdown_table(summary: dict) -> str:
-    """The graph table alone, in Markdown."""
-    t = graph_table(summary)
-    return "\n".join([_md_row(t.header), "|" + "---|" * len(t.header)] + [_md_row(r) for r in t.rows])
-
-
-def markdown_report(summary: dict, ensemble: dict | None = None, top: int = 20) -> str:
-    """Every table of the HTML report, in Markdown."""
-    out = ["# ragsafe report", "", header_line(summary)]
-    for t in all_tables(summary, ensemble, top):
-        out += ["", f"## {t.title}", ""]
-        out += [_md_row(t.header), "|" + "---|" * len(t.header)] + [_md_row(r) for r in t.rows]
-        if t.note:
-            out += ["", f"_{t.note}_"]
-    return "\n".join(out) + "\n"
-
-
-def metric_direction(name: str) -> str:
-    h = metrics.get(name).higher_is_better
-    return "descriptive" if h is None else ("higher is better" if h else "lower is better")
-
-
-def as_csv_rows(summary: dict) -> list[dict[str, Any]]:
-    """Long format: one row per (graph, metric), calibration and gap-closed figures included."""
-    out = []
-    empty = {"mean": None, "sd": None, "lo": None, "hi": None}
-    for label, cell in summary["variants"].items():
-        base = {"variant": label, "model": cell.get("model"), "graph": cell.get("graph"), "status": cell.get("status")}
-        for m, est in (cell.get("metrics") or {}).items():
-            e = est or empty
-            out.append({**base, "metric": m, "mean": e["mean"], "sd": e["sd"], "lo": e["lo"], "hi": e["hi"],
-                        "n": cell["n"]})
-        for src, cal in (cell.get("calibration") or {}).items():
-            for k in ("ece", "mce", "dangerous_overconfidence"):
-                e = cal.get(k) or empty
-                out.append({**base, "metric": f"{k}:{src}", "mean": e["mean"], "sd": e["sd"], "lo": e["lo"],
-                            "hi": e["hi"], "n": cell["n"]})
-        for m, g in (cell.get("gap_closed") or {}).items():
-            if m.startswith("_"):
-                continue
-            out.append({**base, "metric": f"gap_closed:{m}", "mean": g.get("mean"), "sd": g.get("sd"),
-                        "lo": g.get("lo"), "hi": g.get("hi"), "n": cell["n"]})
-        for cat, k in ((cell.get("attribution") or {}).get("counts") or {}).items():
-            out.append({**base, "metric": f"attribution:{cat}", "mean": k, "sd": None, "lo": None, "hi": None,
-                        "n": cell["n"]})
-    return out

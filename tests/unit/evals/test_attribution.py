@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.corpora.formats.ragsafe import load_ragsafe_jsonl
 from ragsafe.evals import attribution as at
-from ragsafe.experiments.runs import load_run
 from ragsafe.evals.score import summarize
+from ragsafe.experiments.runs import load_run
+from tests.fixtures.evals import fixture_runs as fx
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from ragsafe.evals.radsafe import export_radsafe
-from ragsafe.evals.reports.tables import as_csv_rows as csv_rows
+from ragsafe.evals.reports.csv import csv_rows
 from ragsafe.evals.score import analyze, score_run_dir
 from ragsafe.experiments.runs import combine_runs, load_run
 from tests.fixtures.evals import fixture_runs as fx

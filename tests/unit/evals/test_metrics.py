@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.config import ConfigError
-from ragsafe.corpora.schema import Question
 from ragsafe.corpora.formats.ragsafe import load_ragsafe_jsonl
+from ragsafe.corpora.schema import Question
 from ragsafe.evals.ensemble import analyze_ensemble, ensemble_question, vote
-from ragsafe.evals.metrics.greedy import GREEDY_METRICS, per_question
-from ragsafe.experiments.runs import load_run
+from ragsafe.evals.metrics import metric_names, per_question
 from ragsafe.evals.score import summarize
+from ragsafe.experiments.runs import load_run
+from tests.fixtures.evals import fixture_runs as fx
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_summary_means_over_all_questions(questions):
     assert m["unsafe_answer_rate"]["mean"] == pytest.approx(1 / 5)      # q1 B
     assert m["contradiction_rate"]["mean"] == pytest.approx(2 / 5)      # q1 B, q3 D
     assert m["null_rate"]["mean"] == 0.0
-    assert all(m[k]["n"] == 5 for k in GREEDY_METRICS)
+    assert all(m[k]["n"] == 5 for k in metric_names("greedy"))
 
 
 def test_metrics_needing_labels_are_na_without_labels(questions):

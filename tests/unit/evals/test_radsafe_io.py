@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.cli.main import main
 from ragsafe.config import ConfigError
 from ragsafe.evals.ensemble import analyze_ensemble
 from ragsafe.evals.radsafe import export_radsafe, import_radsafe, paper_condition
-from ragsafe.experiments.runs import combine_runs, load_run
 from ragsafe.evals.score import analyze, score_run_dir
+from ragsafe.experiments.runs import combine_runs, load_run
+from tests.fixtures.evals import fixture_runs as fx
 from tests.paths import FIXTURES
 
 PAPER = FIXTURES / "evals" / "paper_layout"

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.cli.main import main
 from ragsafe.evals.reports.html import SECTIONS, render_html
-from ragsafe.evals.reports.tables import markdown_report, text_table
-from ragsafe.experiments.runs import combine_runs, load_run
+from ragsafe.evals.reports.markdown import markdown_report
+from ragsafe.evals.reports.text import text_table
 from ragsafe.evals.score import analyze, summarize
+from ragsafe.experiments.runs import combine_runs, load_run
+from tests.fixtures.evals import fixture_runs as fx
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "

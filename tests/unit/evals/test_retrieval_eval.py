@@ -11,6 +11,7 @@ from langchain_core.documents import Document
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics import retrieval as rev
 from ragsafe.experiments.retrieval import run as retrieval_run
+
 # doc id of each retrieved chunk, best first: a gold doc "a" at ranks 2 and 3, gold "b" at rank 4
 RANKED = ["x", "a", "a", "b", "y"]
 GOLD = ("a", "b")

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
-from ragsafe.corpora.schema import OptionLabels, Question
 from ragsafe.corpora.formats.ragsafe import load_ragsafe_jsonl
-from ragsafe.evals import calibration as cal
-from ragsafe.evals.metrics import self_consistency as sc
+from ragsafe.corpora.schema import OptionLabels, Question
 from ragsafe.evals import stats
-from ragsafe.evals.metrics.greedy import Options, metrics
+from ragsafe.evals.metrics import Options, metrics, token
+from ragsafe.evals.metrics import calibration as cal
+from ragsafe.evals.metrics import self_consistency as sc
 from ragsafe.evals.score import summarize
+from tests.fixtures.evals import fixture_runs as fx
 
 LN5 = math.log(5)  # 4 options + the null bin
 
@@ -125,12 +125,12 @@ def test_ece_mce_by_hand_and_bootstrap_uses_the_shared_resamples():
 def test_token_probability_confidence(questions):
     q1 = questions[0]
     rec = {"letter": "B", "letter_dist": {"A": 0.1, "B": 0.85, "C": 0.05, "D": 0.0}}
-    assert cal.token_prob(rec, q1) == pytest.approx(0.85)
+    assert token.token_prob(rec, q1) == pytest.approx(0.85)
     h = -(0.1 * math.log(0.1) + 0.85 * math.log(0.85) + 0.05 * math.log(0.05))
-    assert cal.token_entropy(rec, q1) == pytest.approx(1 - h / math.log(4))      # 0.6262
-    assert cal.token_prob({"letter": "A", "letter_dist": {"A": 1.0, "B": 1.0}}, q1) == pytest.approx(0.5)  # renormalised
-    assert cal.token_prob({"letter": None, "letter_dist": {"A": 0.5, "D": 0.5}}, q1) == 0.0
-    assert cal.token_prob({"letter": "A"}, q1) is None
+    assert token.token_entropy(rec, q1) == pytest.approx(1 - h / math.log(4))      # 0.6262
+    assert token.token_prob({"letter": "A", "letter_dist": {"A": 1.0, "B": 1.0}}, q1) == pytest.approx(0.5)  # renormalised
+    assert token.token_prob({"letter": None, "letter_dist": {"A": 0.5, "D": 0.5}}, q1) == 0.0
+    assert token.token_prob({"letter": "A"}, q1) is None
 
 
 def test_fixture_token_sources(questions):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.fixtures.evals import fixture_runs as fx
 from ragsafe.evals import stats
-from ragsafe.experiments.runs import combine_runs, load_run
 from ragsafe.evals.score import analyze, summarize
+from ragsafe.experiments.runs import combine_runs, load_run
+from tests.fixtures.evals import fixture_runs as fx
 
 
 @pytest.fixture
