@@ -56,22 +56,45 @@ class EndpointConfig:
     """Per-request timeout in seconds."""
     max_retries: int = 4
     """Retries on connection errors, timeouts, 429 and 5xx (never on other 4xx)."""
-    answer_mode: str = "generate"
-    """"generate" (free text, strict letter parse: the paper's) or "letter_logprobs"."""
-    max_tokens: int = 10
-    """Completion budget of the answer call (the paper: 10; reasoning models need ~4096)."""
-    seed: int = 0
-    """Sampling seed passed to the server where it supports one."""
     context_window: int | None = None
     """Model context size in tokens (embedded server: n_ctx it is started with)."""
 
     def __post_init__(self) -> None:
-        if self.answer_mode not in ("generate", "letter_logprobs"):
-            raise ConfigError(f"answer_mode={self.answer_mode!r}: choose 'generate' or 'letter_logprobs'")
         if self.timeout <= 0:
             raise ConfigError(f"timeout={self.timeout}: must be > 0 seconds")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries={self.max_retries}: must be >= 0")
+
+
+ANSWER_MODES = ("generate", "letter_logprobs")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AnswerPolicy:
+    """How a graph asks for its answer: decoding settings of a run, apart from where the model lives."""
+
+    answer_mode: str = "generate"
+    """"generate" (free text, strict letter parse: the paper's) or "letter_logprobs"."""
+    max_tokens: int = 10
+    """Completion budget of the answer call (the paper: 10; reasoning models need ~4096)."""
+    temperature: float = 0.0
+    """Sampling temperature of the answer call (the paper: 0, greedy)."""
+    seed: int = 0
+    """Sampling seed passed to the server where it supports one."""
+
+    def __post_init__(self) -> None:
+        if self.answer_mode not in ANSWER_MODES:
+            raise ConfigError(f"answer_mode={self.answer_mode!r}: choose 'generate' or 'letter_logprobs'")
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens={self.max_tokens}: must be >= 1")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields hashed into a run's identity (temperature only when it is not the paper's 0, so
+        folders made before the policy had its own object keep their names)."""
+        out: dict[str, Any] = {"answer_mode": self.answer_mode, "max_tokens": self.max_tokens, "seed": self.seed}
+        if self.temperature != 0.0:
+            out["temperature"] = self.temperature
+        return out
 
 
 def stable_hash(obj: Any) -> str:

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from ragsafe.config import ConfigError, EndpointConfig
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 
 
 def _endpoint_args(p: argparse.ArgumentParser) -> None:
@@ -33,8 +33,11 @@ def _endpoint(a) -> EndpointConfig:
     if a.base_url != "local" and not a.model:
         raise ConfigError("--base-url needs --model NAME (the model id the server serves)")
     return EndpointConfig(base_url=a.base_url, model=a.model or DEFAULT_MODEL, api_key_env=a.api_key_env,
-                          timeout=a.timeout, max_retries=a.max_retries, answer_mode=a.answer_mode,
-                          max_tokens=a.max_tokens, seed=a.seed, context_window=a.context_window)
+                          timeout=a.timeout, max_retries=a.max_retries, context_window=a.context_window)
+
+
+def _answer_policy(a) -> AnswerPolicy:
+    return AnswerPolicy(answer_mode=a.answer_mode, max_tokens=a.max_tokens, seed=a.seed)
 
 
 def cmd_models(a) -> int:
@@ -117,7 +120,7 @@ def cmd_run(a) -> int:
     if a.no_cache and a.refresh_cache:
         raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
     cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus, split=a.split,
-                    limit=a.limit, endpoint=_endpoint(a), out=a.out, chroma_path=a.chroma_path,
+                    limit=a.limit, endpoint=_endpoint(a), answer=_answer_policy(a), out=a.out, chroma_path=a.chroma_path,
                     chroma_url=a.chroma_url, chunk_size=a.chunk_size, chunk_overlap=a.chunk_overlap,
                     concurrency=a.concurrency, skip_invalid=a.skip_invalid, allow_errors=a.allow_errors,
                     retry_errors=a.retry_errors, graph_modules=a.graph_module or [],

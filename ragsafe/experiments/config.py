@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ragsafe.config import ConfigError, EndpointConfig
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -26,6 +26,9 @@ class RunConfig:
     limit: int | None = None
     """First N questions in id order (after the split filter)."""
     endpoint: EndpointConfig = dataclasses.field(default_factory=EndpointConfig)
+    """Where the model lives."""
+    answer: AnswerPolicy = dataclasses.field(default_factory=AnswerPolicy)
+    """How the answer call is made (mode, token budget, temperature, seed)."""
     out: str = "runs"
     """Folder that holds run folders."""
     chroma_path: str | None = None

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from ragsafe import config as cfgmod
-from ragsafe.config import EndpointConfig
+from ragsafe.config import AnswerPolicy, EndpointConfig
 from ragsafe.llm.client import LLM
 
 if TYPE_CHECKING:
@@ -21,6 +21,9 @@ class Endpoint:
 
     name: str
     config: EndpointConfig
+    policy: AnswerPolicy = AnswerPolicy()
+    """How this endpoint's model is asked (a sweep sets max_tokens per endpoint); a run's own copy is
+    ``RunConfig.answer``, which its hash covers."""
     replicas: tuple[str, ...] = ()
     """Further base URLs serving the same model; requests are spread over all of them."""
     concurrency: int | None = None

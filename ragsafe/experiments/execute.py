@@ -120,100 +120,175 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
     their questions are interleaved so no server idles while another cell waits. Records are
     appended as they finish; a job that has nothing left to do touches no model.
     """
-    from ragsafe.llm.cache import open_cache
-
     reporter = reporter or pick_reporter(progress)
     t0 = time.perf_counter()
-    with ExitStack() as stack:
-        for job in jobs:
-            store = RunStore(job.run_dir)
-            if store.exists():
-                old = store.read_run()
-                if old.get("config_hash") != job.plan["config_hash"]:
-                    raise ConfigError(f"{job.run_dir} holds a run with another config hash; pass another --out")
-            stack.enter_context(store.lock())
-            if store.exists():
-                cut = store.repair()
-                progress(f"resuming {job.run_dir} ({len(store.done_keys())} records kept"
-                         f"{', torn tail cut' if cut else ''})")
+    with ExitStack() as stack:  # the folders' locks, servers and indexes live until every folder is scored
+        open_folders(jobs, stack, progress)
         pending = {id(job): job.pending(retry_errors) for job in jobs}
         busy = [job for job in jobs if any(pending[id(job)].values())]
         endpoints = _start_endpoints(busy, stack, progress)
-        llms: dict[int, LLM] = {}
-        records: dict[int, dict] = {}
-        cells: list[Cell] = []
-        response_cache = open_cache(cache) if busy else None
-        for job in busy:
-            ep = job.endpoint
-            live = endpoints[ep.name]
-            retriever, index_info = _retriever_for(job, stack, progress) if job.plan["needs_retriever"] else (None, None)
-            llm = LLM(live["base_url"], live["model"], api_key=cfgmod.read_api_key(ep.config.api_key_env),
-                      timeout=ep.config.timeout, max_retries=ep.config.max_retries, seed=ep.config.seed,
-                      cache=response_cache, cache_read=cache != "refresh", gate=live["gate"],
-                      backoff_initial=ep.backoff_initial, backoff_max=ep.backoff_max)
-            llms[id(job)] = llm
-            count_tokens = None
-            if job.plan["needs_retriever"]:
-                from ragsafe.retrievers.embedders import get_embedder
+        indexes = IndexCache(progress)
+        response_cache = _open_response_cache(cache) if busy else None
+        sessions = [start_session(job, endpoints[job.endpoint.name], indexes, response_cache, cache, progress)
+                    for job in busy]
+        cells = build_cells(sessions, pending, progress)
+        timing = execute_cells(cells, sessions, reporter)
+        timing["wall"] = round(time.perf_counter() - t0, 2)
+        for s in sessions:
+            finish_record(s, timing, progress)
+        return score_folders(jobs, {id(job) for job in busy}, allow_errors)
 
-                count_tokens = get_embedder().count_tokens
-            deps = Deps(llm=llm, retriever=retriever, answer_mode=ep.config.answer_mode,
-                        max_tokens=ep.config.max_tokens, temperature=0.0, seed=ep.config.seed,
-                        context_window=live["context_window"], count_tokens=count_tokens)
-            record = _run_record(job, live, index_info)
-            RunStore(job.run_dir).write_run(record)
-            records[id(job)] = record
-            todo_n = sum(len(x) for x in pending[id(job)].values())
-            progress(f"run {job.run_dir}: {len(job.plan['variants'])} variant(s) x {len(job.questions)} question(s)"
-                     f"{f' (shard {job.shard.label})' if job.shard else ''}; {todo_n} to compute")
-            tag = job.extra.get("cell_prefix", "")
-            for v in job.plan["variants"]:
-                todo = pending[id(job)][v.label]
-                if todo:
-                    cells.append(Cell(f"{tag}{v.label}", job, v, v.spec.build(deps, v.params), deps, todo))
-        lanes = []
-        for name in dict.fromkeys(job.endpoint.name for job in busy):
-            mine = [c for c in cells if c.job.endpoint.name == name]
-            lanes.append(Lane(name, interleave(mine), max(1, mine[0].job.endpoint.workers) if mine else 1))
-        t_exec, cpu_exec = time.perf_counter(), time.process_time()
-        if cells:
-            reporter.start(cells)
-            try:
-                with lean_gc():
-                    asyncio.run(_execute(lanes, reporter, list(llms.values())))
-            finally:
-                reporter.close()
-        wall = round(time.perf_counter() - t0, 2)
-        exec_s = round(time.perf_counter() - t_exec, 3)
-        exec_cpu = round(time.process_time() - cpu_exec, 3)
-        for job in busy:
-            llm, record = llms[id(job)], records[id(job)]
-            if llm.logprobs_supported is False:
-                progress(f"note: {llm.base_url} returned no logprobs; letters come from the strict text parse")
-                if job.endpoint.config.answer_mode == "letter_logprobs":
-                    progress("warning: answer_mode letter_logprobs fell back to generate (no logprobs from the server)")
-            record["endpoint"]["logprobs_supported"] = llm.logprobs_supported
-            record["finished_at"] = _now()
-            record["wall_seconds_last_session"] = wall
-            record["execute_seconds_last_session"] = exec_s
-            record["execute_cpu_seconds_last_session"] = exec_cpu  # this process's CPU (all runs of the session)
-            record["llm_calls_last_session"] = llm.calls
-            record["cache_hits_last_session"] = llm.cache_hits
-            record["failed_attempts_last_session"] = llm.failed_attempts
-            RunStore(job.run_dir).write_run(record)
-        out = []
-        busy_ids = {id(job) for job in busy}
-        for job in jobs:  # still holding the folders' locks
-            store = RunStore(job.run_dir)
-            if not store.exists():
-                continue  # a shard with no questions: nothing to write
-            store.compact()
-            if id(job) not in busy_ids and not store.read_run().get("finished_at"):
-                store.write_run({**store.read_run(), "finished_at": _now()})  # its last session was cut short
-            allow = job.cfg.allow_errors if allow_errors is None else allow_errors
-            if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
-                score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
-            out.append(job.run_dir)
+
+def open_folders(jobs: list[RunJob], stack: ExitStack, progress: Callable[[str], None]) -> None:
+    """Lock every job's folder (held by ``stack``); refuse a folder of another config; cut torn tails."""
+    for job in jobs:
+        store = RunStore(job.run_dir)
+        if store.exists():
+            old = store.read_run()
+            if old.get("config_hash") != job.plan["config_hash"]:
+                raise ConfigError(f"{job.run_dir} holds a run with another config hash; pass another --out")
+        stack.enter_context(store.lock())
+        if store.exists():
+            cut = store.repair()
+            progress(f"resuming {job.run_dir} ({len(store.done_keys())} records kept"
+                     f"{', torn tail cut' if cut else ''})")
+
+
+def _open_response_cache(mode: str):
+    from ragsafe.llm.cache import open_cache
+
+    return open_cache(mode)
+
+
+class IndexCache:
+    """One Chroma index per (corpus, chunking, store location) for one execution: jobs that share a
+    corpus share its retriever. Owned by :func:`execute_runs`, so a later execution re-checks the store."""
+
+    def __init__(self, progress: Callable[[str], None] = log) -> None:
+        self.progress = progress
+        self._built: dict[tuple, tuple[Any, dict]] = {}
+
+    def retriever_for(self, job: RunJob) -> tuple[Any, dict]:
+        """The job's retriever and the facts about its index recorded in run.json."""
+        from ragsafe.retrievers.chroma import ChromaRetriever, build_index
+
+        cfg = job.cfg
+        key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], cfg.chunk_size, cfg.chunk_overlap,
+               cfg.chroma_path, cfg.chroma_url)
+        if key not in self._built:
+            self.progress(f"indexing corpus {cfg.corpus!r} into Chroma ...")
+            store_ = build_index(cfg.corpus, chroma_path=cfg.chroma_path, chroma_url=cfg.chroma_url,
+                                 chunk=job.plan["chunk"], docs=job.plan["docs"])
+            retriever = ChromaRetriever(store=store_)
+            self._built[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
+            self.progress(f"index {store_.name}: {store_.count()} chunks "
+                          f"({store_.last_ingest['embedded']} embedded now)")
+        return self._built[key]
+
+
+@dataclasses.dataclass
+class Session:
+    """One busy job during an execution: its client, its dependencies and its run record."""
+
+    job: RunJob
+    llm: LLM
+    deps: Deps
+    record: dict[str, Any]
+
+
+def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, response_cache, cache: str,
+                  progress: Callable[[str], None]) -> Session:
+    """Build the job's client and dependencies and write its run.json (started, not yet finished)."""
+    ep, policy = job.endpoint, job.cfg.answer
+    retriever, index_info, count_tokens = None, None, None
+    if job.plan["needs_retriever"]:
+        from ragsafe.retrievers.embedders import get_embedder
+
+        retriever, index_info = indexes.retriever_for(job)
+        count_tokens = get_embedder().count_tokens
+    llm = LLM(live["base_url"], live["model"], api_key=cfgmod.read_api_key(ep.config.api_key_env),
+              timeout=ep.config.timeout, max_retries=ep.config.max_retries, seed=policy.seed,
+              cache=response_cache, cache_read=cache != "refresh", gate=live["gate"],
+              backoff_initial=ep.backoff_initial, backoff_max=ep.backoff_max)
+    deps = Deps(llm=llm, retriever=retriever, context_window=live["context_window"], count_tokens=count_tokens,
+                policy=policy)
+    record = _run_record(job, live, index_info)
+    RunStore(job.run_dir).write_run(record)
+    return Session(job, llm, deps, record)
+
+
+def build_cells(sessions: list[Session], pending: dict[int, dict[str, list[Question]]],
+                progress: Callable[[str], None]) -> list[Cell]:
+    """One cell per (run, variant) with questions left, its graph built over the session's deps."""
+    cells: list[Cell] = []
+    for s in sessions:
+        job, todo_by_label = s.job, pending[id(s.job)]
+        todo_n = sum(len(x) for x in todo_by_label.values())
+        progress(f"run {job.run_dir}: {len(job.plan['variants'])} variant(s) x {len(job.questions)} question(s)"
+                 f"{f' (shard {job.shard.label})' if job.shard else ''}; {todo_n} to compute")
+        tag = job.extra.get("cell_prefix", "")
+        for v in job.plan["variants"]:
+            todo = todo_by_label[v.label]
+            if todo:
+                cells.append(Cell(f"{tag}{v.label}", job, v, v.spec.build(s.deps, v.params), s.deps, todo))
+    return cells
+
+
+def lanes_for(cells: list[Cell]) -> list[Lane]:
+    """One lane per endpoint, its cells' questions interleaved."""
+    lanes = []
+    for name in dict.fromkeys(c.job.endpoint.name for c in cells):
+        mine = [c for c in cells if c.job.endpoint.name == name]
+        lanes.append(Lane(name, interleave(mine), max(1, mine[0].job.endpoint.workers)))
+    return lanes
+
+
+def execute_cells(cells: list[Cell], sessions: list[Session], reporter: "Reporter") -> dict[str, float]:
+    """Answer every cell's questions in one event loop; return the execution's seconds and CPU seconds."""
+    t_exec, cpu_exec = time.perf_counter(), time.process_time()
+    if cells:
+        reporter.start(cells)
+        try:
+            with lean_gc():
+                asyncio.run(_execute(lanes_for(cells), reporter, [s.llm for s in sessions]))
+        finally:
+            reporter.close()
+    return {"execute": round(time.perf_counter() - t_exec, 3), "cpu": round(time.process_time() - cpu_exec, 3)}
+
+
+def finish_record(s: Session, timing: dict[str, float], progress: Callable[[str], None]) -> None:
+    """Stamp the session's run.json with what this session did (calls, cache hits, seconds)."""
+    llm, record = s.llm, s.record
+    if llm.logprobs_supported is False:
+        progress(f"note: {llm.base_url} returned no logprobs; letters come from the strict text parse")
+        if s.deps.policy.answer_mode == "letter_logprobs":
+            progress("warning: answer_mode letter_logprobs fell back to generate (no logprobs from the server)")
+    record["endpoint"]["logprobs_supported"] = llm.logprobs_supported
+    record["finished_at"] = _now()
+    record["wall_seconds_last_session"] = timing["wall"]
+    record["execute_seconds_last_session"] = timing["execute"]
+    record["execute_cpu_seconds_last_session"] = timing["cpu"]  # this process's CPU (all runs of the session)
+    record["llm_calls_last_session"] = llm.calls
+    record["cache_hits_last_session"] = llm.cache_hits
+    record["failed_attempts_last_session"] = llm.failed_attempts
+    RunStore(s.job.run_dir).write_run(record)
+
+
+def score_folders(jobs: list[RunJob], busy_ids: set[int], allow_errors: bool | None) -> list[Path]:
+    """Compact and (re)score every folder whose samples changed since its summary; return the folders.
+    Called while the folders' locks are still held."""
+    out = []
+    for job in jobs:
+        store = RunStore(job.run_dir)
+        if not store.exists():
+            continue  # a shard with no questions: nothing to write
+        store.compact()
+        if id(job) not in busy_ids and not store.read_run().get("finished_at"):
+            store.write_run({**store.read_run(), "finished_at": _now()})  # its last session was cut short
+        allow = job.cfg.allow_errors if allow_errors is None else allow_errors
+        if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
+            score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
+        out.append(job.run_dir)
     return out
 
 
@@ -226,29 +301,8 @@ def _scored_with(store: RunStore) -> dict | None:
     return (store.read_summary() or {}).get("scored_with")
 
 
-_INDEXES: dict[tuple, tuple[Any, dict]] = {}
-
-
-def _retriever_for(job: RunJob, stack: ExitStack, progress) -> tuple[Any, dict]:
-    """One Chroma index per (corpus, chunking, store location), built once per process."""
-    from ragsafe.retrievers.chroma import ChromaRetriever, build_index
-
-    cfg = job.cfg
-    key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], cfg.chunk_size, cfg.chunk_overlap,
-           cfg.chroma_path, cfg.chroma_url)
-    if key not in _INDEXES:
-        progress(f"indexing corpus {cfg.corpus!r} into Chroma ...")
-        store_ = build_index(cfg.corpus, chroma_path=cfg.chroma_path, chroma_url=cfg.chroma_url,
-                             chunk=job.plan["chunk"], docs=job.plan["docs"])
-        retriever = ChromaRetriever(store=store_)
-        _INDEXES[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
-        progress(f"index {store_.name}: {store_.count()} chunks ({store_.last_ingest['embedded']} embedded now)")
-    stack.callback(_INDEXES.pop, key, None)  # a later session re-checks the store
-    return _INDEXES[key]
-
-
 def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> dict[str, Any]:
-    cfg, p, ep = job.cfg, job.plan, job.endpoint.config
+    cfg, p, ep, policy = job.cfg, job.plan, job.endpoint.config, job.cfg.answer
     store = RunStore(job.run_dir)
     old = store.read_run() if store.exists() else {}
     rec = {
@@ -267,10 +321,10 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> d
         if p["needs_retriever"] else None,
         "endpoint": {"kind": "local" if ep.base_url == "local" else "remote", "base_url": live["base_url"],
                      "replicas": list(job.endpoint.replicas), "concurrency_per_url": job.endpoint.concurrency,
-                     "model": live["model"], "server_models": live["server_models"], "answer_mode": ep.answer_mode,
-                     "max_tokens": ep.max_tokens, "context_window": live["context_window"],
-                     "api_key_env": ep.api_key_env},
-        "seeds": {"llm": ep.seed, "bootstrap": cfg.bootstrap_seed, **_sc_seed_rules(p["variants"])},
+                     "model": live["model"], "server_models": live["server_models"],
+                     "answer_mode": policy.answer_mode, "max_tokens": policy.max_tokens,
+                     "context_window": live["context_window"], "api_key_env": ep.api_key_env},
+        "seeds": {"llm": policy.seed, "bootstrap": cfg.bootstrap_seed, **_sc_seed_rules(p["variants"])},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "started_at": old.get("started_at") or _now(),
@@ -376,7 +430,7 @@ async def answer_one(cell: Cell, q: Question) -> dict[str, Any]:
     if cell.params is None:
         cell.params = dataclasses.asdict(v.params)
     rec: dict[str, Any] = {"variant": v.label, "graph": v.spec.name, "params": cell.params,
-                           "question_id": q.id, "answer_key": q.answer, "seed": deps.seed}
+                           "question_id": q.id, "answer_key": q.answer, "seed": deps.policy.seed}
     try:
         st = await cell.app.ainvoke({"question": q, "queries": [], "trace": []})
         ans = st.get("answer") or {}

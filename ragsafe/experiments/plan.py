@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ragsafe.config import ConfigError, stable_hash
-from ragsafe.corpora.schema import Benchmark, Problem, Question
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.chunking import ChunkParams
+from ragsafe.corpora.schema import Benchmark, Problem, Question
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
 from ragsafe.experiments.shards import Shard, run_dir_for
@@ -78,7 +78,8 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
         "question_ids": [q.id for q in questions],
         "corpus": {"spec": cfg.corpus, "hash": corpus_hash, "chunk": dataclasses.asdict(chunk)} if needs_retriever
         else None,
-        "endpoint": {k: v for k, v in dataclasses.asdict(cfg.endpoint).items() if k not in ("timeout", "max_retries")},
+        "endpoint": {k: v for k, v in dataclasses.asdict(cfg.endpoint).items() if k not in ("timeout", "max_retries")}
+        | cfg.answer.identity(),
     }
     return {"variants": variants, "bench": bench, "questions": questions, "skipped": skipped, "problems": problems,
             "needs_retriever": needs_retriever, "docs": docs, "chunk": chunk, "identity": identity,
@@ -120,5 +121,6 @@ class RunJob:
 def prepare(cfg: RunConfig, *, endpoint: Endpoint | None = None, shard: Shard | None = None,
             extra: dict[str, Any] | None = None) -> RunJob:
     """Plan ``cfg`` (no model touched) into a job for :func:`execute_runs`."""
-    ep = endpoint or Endpoint(name=cfg.endpoint.model, config=cfg.endpoint, workers=max(1, cfg.concurrency))
+    ep = endpoint or Endpoint(name=cfg.endpoint.model, config=cfg.endpoint, policy=cfg.answer,
+                             workers=max(1, cfg.concurrency))
     return RunJob(cfg=cfg, plan=plan(cfg), endpoint=ep, shard=shard, extra=dict(extra or {}))

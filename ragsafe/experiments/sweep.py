@@ -46,7 +46,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from ragsafe.config import ConfigError, EndpointConfig
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
 from ragsafe.experiments.execute import execute_runs
@@ -121,22 +121,22 @@ class Sweep:
         """One (endpoint, RunConfig) per endpoint and seed."""
         out_cfgs = []
         for ep, seed in itertools.product(self.endpoints, self.seeds):
-            ec = dataclasses.replace(ep.config, seed=seed)
+            policy = dataclasses.replace(ep.policy, seed=seed)
             base = dict(self.base)
             if allow_errors is not None:
                 base["allow_errors"] = allow_errors
             if out is not None:
                 base["out"] = out
-            cfg = RunConfig(graphs=list(self.graph_specs), endpoint=ec, concurrency=ep.workers, cache=cache,
-                            retry_errors=retry_errors, **base)
-            out_cfgs.append((dataclasses.replace(ep, config=ec), cfg))
+            cfg = RunConfig(graphs=list(self.graph_specs), endpoint=ep.config, answer=policy, concurrency=ep.workers,
+                            cache=cache, retry_errors=retry_errors, **base)
+            out_cfgs.append((dataclasses.replace(ep, policy=policy), cfg))
         return out_cfgs
 
     def jobs(self, *, shard: Shard | None = None, **kw) -> list[RunJob]:
         many = len(self.endpoints) > 1 or len(self.seeds) > 1
         jobs = []
         for ep, cfg in self.configs(**kw):
-            prefix = f"{ep.name}/seed{ep.config.seed}/" if many else ""
+            prefix = f"{ep.name}/seed{ep.policy.seed}/" if many else ""
             jobs.append(prepare(cfg, endpoint=ep, shard=shard, extra={
                 "cell_prefix": prefix,
                 "record": {"sweep": {"name": self.name, "file": str(self.path), "file_sha256": self.file_sha256,
@@ -151,7 +151,7 @@ def load_sweep(path: str | Path) -> Sweep:
 
     Example:
         >>> sweep = load_sweep("sweep.yaml")  # doctest: +SKIP
-        >>> [cfg.endpoint.seed for _, cfg in sweep.configs()]  # doctest: +SKIP
+        >>> [cfg.answer.seed for _, cfg in sweep.configs()]  # doctest: +SKIP
     """
     path = Path(path)
     if not path.exists():
@@ -358,6 +358,7 @@ def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
                          "give each endpoint its own name: key")
         names.add(name)
         kw: dict[str, Any] = {}
+        answer: dict[str, Any] = {}
         if "api_key_env" in e:
             kw["api_key_env"] = c.string(e["api_key_env"], f"{where}.api_key_env", "OPENAI_API_KEY")
         if "timeout" in e:
@@ -367,15 +368,15 @@ def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
         if "answer_mode" in e:
             if e["answer_mode"] not in ("generate", "letter_logprobs"):
                 raise c.fail(f"{where}.answer_mode", f"got {_show(e['answer_mode'])}", "write generate or letter_logprobs")
-            kw["answer_mode"] = e["answer_mode"]
+            answer["answer_mode"] = e["answer_mode"]
         if "max_tokens" in e:
-            kw["max_tokens"] = c.integer(e["max_tokens"], f"{where}.max_tokens", low=1, example=10)
+            answer["max_tokens"] = c.integer(e["max_tokens"], f"{where}.max_tokens", low=1, example=10)
         if "context_window" in e:
             kw["context_window"] = c.integer(e["context_window"], f"{where}.context_window", low=1, example=4096)
         b0 = c.number(e.get("backoff_initial", 0.5), f"{where}.backoff_initial", low=0, example=0.5)
         b1 = c.number(e.get("backoff_max", 20.0), f"{where}.backoff_max", low=0, example=20)
         cfg = EndpointConfig(base_url=base_url, model=model, **kw)
-        out.append(Endpoint(name=name, config=cfg, replicas=tuple(replicas), concurrency=concurrency,
+        out.append(Endpoint(name=name, config=cfg, policy=AnswerPolicy(**answer), replicas=tuple(replicas), concurrency=concurrency,
                             workers=workers, backoff_initial=b0, backoff_max=max(b0, b1)))
     return out
 
@@ -569,7 +570,7 @@ def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dic
             if not by_options and expected_calls(v.spec, v.params) is None:
                 calls = None
             row = {"run": job.run_dir.name, "endpoint": job.endpoint.name, "model": job.endpoint.config.model,
-                   "seed": job.endpoint.config.seed, "variant": v.label, "questions": len(job.questions),
+                   "seed": job.cfg.answer.seed, "variant": v.label, "questions": len(job.questions),
                    "done": len(job.questions) - todo, "todo": todo, "calls": calls}
             if calls is None:
                 unknown += todo

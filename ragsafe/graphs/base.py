@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, TypedDict
 from langchain_core.documents import Document
 
 from ragsafe.agents import answer as answer_agent
-from ragsafe.config import ConfigError
+from ragsafe.config import AnswerPolicy, ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.llm.client import LLM
 from ragsafe.registry import Registry
@@ -36,16 +36,20 @@ class State(TypedDict, total=False):
 
 @dataclasses.dataclass
 class Deps:
-    """What a graph may use. Built once per run by the runner (or by a test)."""
+    """What a graph may use. Built once per run by the runner (or by a test).
+
+    The clients and facts about them, plus the run's answer policy as one typed object
+    (``deps.policy.max_tokens``): decoding settings are not loose fields beside the clients.
+    """
 
     llm: LLM
     retriever: Retriever | None = None
-    answer_mode: str = "generate"
-    max_tokens: int = 10
-    temperature: float = 0.0
-    seed: int | None = 0
     context_window: int | None = None
+    """The model's context size in tokens, when known."""
     count_tokens: Callable[[str], int] | None = None
+    """A tokenizer's counter for budgets (the embedder's when the runner retrieves)."""
+    policy: AnswerPolicy = dataclasses.field(default_factory=AnswerPolicy)
+    """How the answer call is made (mode, max_tokens, temperature, seed)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,8 +200,8 @@ def make_answer_node(deps: Deps, name: str = "answer"):
     async def answer_node(state: State) -> dict[str, Any]:
         q = state["question"]
         a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
-                                      mode=deps.answer_mode, max_tokens=deps.max_tokens,
-                                      temperature=deps.temperature, seed=deps.seed)
+                                      mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
+                                      temperature=deps.policy.temperature, seed=deps.policy.seed)
         return {"letter": a.letter,
                 "answer": {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
                            "messages": a.call["request"].get("messages")},

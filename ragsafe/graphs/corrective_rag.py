@@ -112,7 +112,7 @@ def build(deps: Deps, params: Params):
         q, d = task["question"], task["doc"]
         s = await grade_agent.grade(deps.llm, q.question, q.options, d.page_content,
                                     fallback=params.grade_fallback == "relevant",
-                                    temperature=deps.temperature, seed=deps.seed)
+                                    temperature=deps.policy.temperature, seed=deps.policy.seed)
         cid = d.metadata["chunk_id"]
         return {"grades": [{"round": task["round"], "chunk_id": cid, "relevant": s.value, "fallback": s.fallback}],
                 "_trace": {**s.trace("grade"), "chunk_id": cid, "round": task["round"]}}
@@ -138,7 +138,7 @@ def build(deps: Deps, params: Params):
                     for d in h["docs"] if verdict.get(d.metadata["chunk_id"]) is False]
         s = await rewrite_agent.rewrite(deps.llm, q.question, q.options, previous=list(state.get("queries") or []),
                                         found_titles=rejected, judged_irrelevant=True,
-                                        temperature=deps.temperature, seed=deps.seed)
+                                        temperature=deps.policy.temperature, seed=deps.policy.seed)
         return {"next_query": s.value, "round": r + 1, "_trace": {**s.trace("rewrite"), "round": r + 1}}
 
     builder = StateGraph(CorrectiveState)

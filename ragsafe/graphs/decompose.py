@@ -62,7 +62,7 @@ def build(deps: Deps, params: Params):
     async def decompose(state: DecomposeState) -> dict:
         q = state["question"]
         s = await decompose_agent.decompose(deps.llm, q.question, q.options, n=params.max_subquestions,
-                                            temperature=deps.temperature, seed=deps.seed)
+                                            temperature=deps.policy.temperature, seed=deps.policy.seed)
         return {"subquestions": list(s.value), "_trace": s.trace("decompose")}
 
     def fan_out(state: DecomposeState):

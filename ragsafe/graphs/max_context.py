@@ -207,7 +207,7 @@ def build(deps: Deps, params: Params):
     async def fill(state: State) -> dict:
         q = state["question"]
         counter, window, window_source = await setup()
-        limit = window - deps.max_tokens - params.reserve
+        limit = window - deps.policy.max_tokens - params.reserve
         base = await counter.count(prompt_text(q, None))
         sep = await counter.count(answer_agent.CHUNK_SEPARATOR)
         # a prompt with context also carries the blank line after it; count it with the separator
@@ -257,7 +257,7 @@ def build(deps: Deps, params: Params):
             n, total, extended = n + 1, trial, extended + 1
         chosen = docs[:n]
         info = {**retrieval_info(query, chosen, pool), "counter": counter.name, "window": window,
-                "window_source": window_source, "reserve": params.reserve, "answer_tokens": deps.max_tokens,
+                "window_source": window_source, "reserve": params.reserve, "answer_tokens": deps.policy.max_tokens,
                 "limit": limit, "prompt_tokens": total, "chunks": len(chosen), "retrieved": len(docs),
                 "trimmed": trimmed, "extended": extended, "window_full": full, "fits": total <= limit}
         return {"queries": [query], "chunks": chosen, "context": join_chunks(chosen) if chosen else None,

@@ -164,7 +164,7 @@ def build_research(deps: Deps, params: Params):
                                "refinement": state.get("refinements", 0), "skipped": "no new evidence"}}
         s = await verify_agent.verify(deps.llm, q.question, q.options, L, batch,
                                       evidence_chars=params.evidence_chars or None,
-                                      max_tokens=params.judge_tokens, seed=deps.seed)
+                                      max_tokens=params.judge_tokens, seed=deps.policy.seed)
         v = s.value
         sides = dict(state.get("sides") or {})
         cited = list(state.get("cited") or [])
@@ -250,7 +250,7 @@ def build(deps: Deps, params: Params):
             return {"plan": p.as_dict(), "_trace": {"role": "plan", "output": p.as_dict(), "llm_calls": [],
                                                     "skipped": "plan=false"}}
         s = await plan_agent.plan(deps.llm, q.question, q.options, max_options=params.max_options or None,
-                                  max_tokens=params.plan_tokens, seed=deps.seed)
+                                  max_tokens=params.plan_tokens, seed=deps.policy.seed)
         info = s.trace("plan")
         info["output"] = s.value.as_dict()
         return {"plan": s.value.as_dict(), "_trace": info}
@@ -267,7 +267,7 @@ def build(deps: Deps, params: Params):
                                       tuple(zip(n["sides"], (d.page_content for d in n["evidence"]))))
               for n in notes]
         s = await synth_agent.synthesize(deps.llm, q.question, on, excerpt_chars=params.excerpt_chars,
-                                         max_tokens=params.synth_tokens, seed=deps.seed)
+                                         max_tokens=params.synth_tokens, seed=deps.policy.seed)
         report = synth_agent.render_report(on, s.value, excerpt_chars=params.excerpt_chars,
                                            max_chars=params.report_chars)
         docs = _evidence(notes)

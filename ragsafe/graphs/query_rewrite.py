@@ -121,7 +121,7 @@ def build(deps: Deps, params: Params):
         q = task["question"]
         s = await rewrite_agent.rewrite(deps.llm, q.question, q.options, letter=task["letter"],
                                         previous=task["previous"], found_titles=task["titles"],
-                                        temperature=deps.temperature, seed=deps.seed)
+                                        temperature=deps.policy.temperature, seed=deps.policy.seed)
         return {"pending": [{"round": task["round"], "i": task["i"], "letter": task["letter"], "query": s.value}],
                 "_trace": {**s.trace("rewrite"), "round": task["round"], "letter": task["letter"]}}
 

@@ -77,7 +77,7 @@ def build(deps: Deps, params: Params):
     async def score(task: dict) -> dict:
         q, d = task["question"], task["doc"]
         s = await rerank_agent.score(deps.llm, q.question, q.options, d.page_content,
-                                     temperature=deps.temperature, seed=deps.seed)
+                                     temperature=deps.policy.temperature, seed=deps.policy.seed)
         cid = d.metadata.get("chunk_id")
         return {"scores": [{"i": task["i"], "chunk_id": cid, "score": s.value, "fallback": s.fallback}],
                 "_trace": {**s.trace("rerank"), "chunk_id": cid}}

@@ -114,7 +114,7 @@ def build(deps: Deps, params: Params):
     if spec.retrieves(inner_params) and deps.retriever is None:
         raise ConfigError(f"self_consistency over {params.inner} needs a retriever")
     inner_app = spec.build(deps, inner_params)
-    base_seed = deps.seed or 0
+    base_seed = deps.policy.seed or 0
 
     @traced("sample")
     async def sample(state: SCState) -> dict:
@@ -125,10 +125,11 @@ def build(deps: Deps, params: Params):
             seed = seeds[i]
             if params.resample == "answer":
                 a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
-                                              mode=deps.answer_mode, max_tokens=deps.max_tokens,
+                                              mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
                                               temperature=params.temperature, seed=seed)
                 return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist, "calls": [answer_agent.call_summary(a.call)]}
-            d = dataclasses.replace(deps, temperature=params.temperature, seed=seed)
+            d = dataclasses.replace(deps, policy=dataclasses.replace(deps.policy, temperature=params.temperature,
+                                                                    seed=seed))
             st = await spec.build(d, inner_params).ainvoke({"question": q, "queries": [], "trace": []})
             calls = [c for t in st.get("trace") or [] for c in t.get("llm_calls") or []]
             ans = st.get("answer") or {}

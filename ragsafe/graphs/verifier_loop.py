@@ -130,7 +130,7 @@ def build(deps: Deps, params: Params):
         else:
             s = await verify_agent.verify(deps.llm, q.question, q.options, letter, docs,
                                           evidence_chars=params.evidence_chars or None,
-                                          max_tokens=params.verify_tokens, seed=deps.seed)
+                                          max_tokens=params.verify_tokens, seed=deps.policy.seed)
             v, info, fallback = s.value, verify_agent.trace(s), s.fallback
         entry = {"round": rnd, "letter": letter, "answer": state.get("answer"), "verdict": v.verdict,
                  "detail": v.as_dict(), "fallback": fallback, "chunk_ids": [d.metadata.get("chunk_id") for d in docs]}

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ragsafe.config import AnswerPolicy
 from ragsafe.graphs import graphs
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +76,7 @@ def test_standard_rag_retrieves_k_chunks_from_chroma_and_prompts_with_them(e2e_d
 def test_letter_logprobs_mode_keeps_a_distribution_over_valid_letters(e2e_deps, two_questions):
     import dataclasses
 
-    deps = dataclasses.replace(e2e_deps, answer_mode="letter_logprobs")
+    deps = dataclasses.replace(e2e_deps, policy=AnswerPolicy(answer_mode="letter_logprobs"))
     q = two_questions[0]
     (st,) = _invoke_all(deps, "closed_book", [q])
     dist = st["answer"]["letter_dist"]

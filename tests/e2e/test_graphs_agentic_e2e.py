@@ -119,11 +119,11 @@ def test_max_context_fills_the_window_by_the_servers_tokenizer(e2e_deps, demo_st
         fill = st["trace"][0]
         assert fill["counter"] == "server:/extras/tokenize"  # llama-cpp-python's own tokenizer
         assert fill["window"] == 1024 and fill["window_source"] == "param"
-        assert fill["limit"] == 1024 - e2e_deps.max_tokens - 64
+        assert fill["limit"] == 1024 - e2e_deps.policy.max_tokens - 64
         assert fill["prompt_tokens"] <= fill["limit"] and fill["window_full"] and fill["chunks"] >= 1
         (call,) = [c for c in traced_calls(st) if c["role"] == "answer"]
         # the server's own count of the templated prompt agrees and leaves room for the answer
-        assert call["prompt_tokens"] <= 1024 - e2e_deps.max_tokens
+        assert call["prompt_tokens"] <= 1024 - e2e_deps.policy.max_tokens
         assert abs(call["prompt_tokens"] - fill["prompt_tokens"]) <= 64
         assert [d.metadata["rank"] for d in st["chunks"]] == list(range(1, len(st["chunks"]) + 1))
         assert_in_store(demo_store, [d.metadata["chunk_id"] for d in st["chunks"]])

@@ -19,7 +19,7 @@ from ragsafe.agents import answer as answer_agent
 from ragsafe.agents import plan as plan_agent
 from ragsafe.agents import synthesize as synth_agent
 from ragsafe.agents import verify as verify_agent
-from ragsafe.config import ConfigError
+from ragsafe.config import AnswerPolicy, ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, State, graphs, param_docs
 from ragsafe.graphs import max_context, option_research
@@ -380,7 +380,7 @@ SIZED = [doc(f"s{i}", " ".join(["appendicitis"] + [f"w{i}x{j}" for j in range(7 
 def test_max_context_never_exceeds_window_minus_reserve_by_its_counter(window, reserve):
     r = Router(answer="C")
     st, llm, _ = run("max_context", r, {"reserve": reserve, "margin": 0.2}, docs=SIZED, count_tokens=words,
-                     context_window=window, max_tokens=10)
+                     context_window=window, policy=AnswerPolicy(max_tokens=10))
     fill = st["trace"][0]
     assert fill["counter"] == "embedder(+20%)" and fill["window"] == window and fill["window_source"] == "deps"
     limit = window - 10 - reserve

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from ragsafe.config import ConfigError
+from ragsafe.config import AnswerPolicy, ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.graphs import Deps, graphs
 from ragsafe.graphs.self_consistency import sample_seed, seed_rule_of
@@ -21,7 +21,7 @@ def _run(deps, **params):
 
 def test_ballots_follow_the_samples_and_greedy_is_separate():
     llm = ScriptedLLM(["B", "A", "garbage", "C. c"])
-    st = _run(Deps(llm=llm, seed=7), n=3, temperature=0.5)
+    st = _run(Deps(llm=llm, policy=AnswerPolicy(seed=7)), n=3, temperature=0.5)
     assert st["letter"] == "B"  # greedy
     assert st["sc"]["ballots"] == ["A", None, "C"]  # unparseable sample is a null ballot
     expected = [sample_seed(7, "q1", i) for i in range(3)]
@@ -33,7 +33,7 @@ def test_ballots_follow_the_samples_and_greedy_is_separate():
 
 def test_shared_rule_keeps_the_old_seeds():
     llm = ScriptedLLM(["B", "A", "A", "A"])
-    st = _run(Deps(llm=llm, seed=7), n=3, seed_rule="shared")
+    st = _run(Deps(llm=llm, policy=AnswerPolicy(seed=7)), n=3, seed_rule="shared")
     assert st["sc"]["seeds"] == [8, 9, 10] and st["sc"]["seed_rule"] == "shared"
 
 
@@ -67,7 +67,7 @@ class SeededSampler(ScriptedLLM):
 
 def _ballots_over_questions(rule: str, n_questions: int = 40, n: int = 5) -> list[tuple]:
     spec = graphs.get("self_consistency")
-    app = spec.build(Deps(llm=SeededSampler(), seed=0), spec.make_params({"n": n, "seed_rule": rule}))
+    app = spec.build(Deps(llm=SeededSampler(), policy=AnswerPolicy(seed=0)), spec.make_params({"n": n, "seed_rule": rule}))
     out = []
     for j in range(n_questions):
         q = Question(id=f"q{j:02d}", question=f"Question {j}?", options=Q.options, answer="B")

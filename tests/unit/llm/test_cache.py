@@ -35,7 +35,7 @@ def build_chain(deps, params: ChainParams):
         q, prev, calls = state["question"], "", []
         for i in range(params.steps):
             msgs = [{"role": "user", "content": f"{q.question}\nstep {i}; previous answer: {prev}"}]
-            comp = await deps.llm.chat(msgs, max_tokens=deps.max_tokens, seed=deps.seed)
+            comp = await deps.llm.chat(msgs, max_tokens=deps.policy.max_tokens, seed=deps.policy.seed)
             prev = comp.text
             calls.append(call_summary(comp.to_record()))
         letter = prev.strip() if prev.strip() in q.options else None
