@@ -40,6 +40,7 @@ from ragsafe.corpora.schema import LABEL_KEYS, Question
 from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.experiments.runs import LoadedRun, create_run, load_run
+from ragsafe.params import parse_nested, variant_name
 
 DATASET = "risk_radiorag"
 RESULTS = Path("phase4_checking_results") / "results"
@@ -58,12 +59,9 @@ def flat_model(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_") or "model"
 
 
-def _inner_params(text: str) -> dict:
-    out: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
-        k, _, v = part.partition("=")
-        out[k.strip()] = int(v) if v.strip().isdigit() else v.strip()
-    return out
+def _inner_params(value: str | dict | None) -> dict:
+    """A wrapper's stored nested params, digits as ints (stored graph params are typed)."""
+    return {k: int(v) if v.isdigit() else v for k, v in parse_nested(value or "").items()}
 
 
 def paper_condition(graph: str, params: dict) -> str | None:
@@ -169,7 +167,7 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             names: dict[str, str] = {}
             # SC variants claim the paper's name first (they carry greedy and stochastic, like the paper's runs)
             for v, info in sorted(variants.items(), key=lambda kv: kv[1].get("graph") != "self_consistency"):
-                cond = paper_condition(info.get("graph") or v.split("[")[0], info.get("params") or {}) or v
+                cond = paper_condition(info.get("graph") or variant_name(v), info.get("params") or {}) or v
                 if cond in conds or cond in names.values():
                     cond = v  # a second variant that is the same paper condition keeps its own label
                 if cond in conds or cond in names.values():
@@ -231,7 +229,7 @@ def _graph_for(cond: str) -> tuple[str, dict]:
         return "standard_rag", {"k": int(m.group(1)), "query": "question"}
     if cond in GRAPH_BY_PAPER:
         return GRAPH_BY_PAPER[cond], {}
-    return cond.split("[")[0], {}
+    return variant_name(cond), {}
 
 
 def _record_from_block(block: dict, cond: str, qid: str, answer: str, options: dict) -> dict:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ragsafe.config import ConfigError
 from ragsafe.experiments.store import RunStore
+from ragsafe.params import variant_name
 
 INDEX_NAME = ".ragsafe-index.sqlite"
 
@@ -149,7 +150,7 @@ def _describe(d: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     store = RunStore(d)
     run = store.read_run()
     samples = store.samples()
-    variants = [(label, v.get("graph", label.split("[")[0])) for label, v in (run.get("variants") or {}).items()]
+    variants = [(label, v.get("graph", variant_name(label))) for label, v in (run.get("variants") or {}).items()]
     qids = run.get("question_ids") or []
     shard = run.get("shard")
     n_q = len(shard["question_ids"]) if shard else len(qids)

@@ -20,6 +20,7 @@ from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.attribution import ChunkText
 from ragsafe.experiments.store import RunStore
+from ragsafe.params import variant_name
 
 FLOOR, CEILING = "closed_book", "clean_evidence"
 """The graphs every other graph is measured against (gap closed, default comparisons, table marks)."""
@@ -46,7 +47,7 @@ def graph_of(variant: str, records: Iterable[dict] = ()) -> str:
     for r in records:
         if r.get("graph"):
             return r["graph"]
-    return variant.split("[")[0]
+    return variant_name(variant)
 
 
 @dataclasses.dataclass
@@ -65,7 +66,7 @@ class LoadedRun:
         """Variant labels, floor and ceiling first, then by label (run.json's key order is not kept)."""
         vs = self.run.get("variants") or {}
         role = {FLOOR: 0, CEILING: 1}
-        return sorted(vs, key=lambda v: (role.get((vs[v] or {}).get("graph") or v.split("[")[0], 2), v))
+        return sorted(vs, key=lambda v: (role.get((vs[v] or {}).get("graph") or variant_name(v), 2), v))
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:

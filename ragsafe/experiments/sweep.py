@@ -42,7 +42,6 @@ import hashlib
 import inspect
 import itertools
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +53,7 @@ from ragsafe.experiments.plan import RunJob, prepare
 from ragsafe.experiments.progress import log, pick_reporter
 from ragsafe.experiments.shards import Shard
 from ragsafe.graphs import graphs, load_graph_module
+from ragsafe.params import ParamSyntaxError, format_nested, format_value, format_variant, parse_nested, parse_variant
 
 TOP_KEYS = {
     "name": "a label for this sweep (default: the file name)",
@@ -382,18 +382,13 @@ def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
 
 
 def _value(v: Any, key: str, c: _Checker) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        if any(ch in v for ch in ",[]="):
-            raise c.fail(key, f"value {v!r} holds one of , [ ] = which variant labels use",
-                         "choose a value without them (self_consistency inner params use ';' between pairs)")
-        return v
-    raise c.fail(key, f"expected a string, number or boolean, got {_show(v)}", "write a single value")
+    if isinstance(v, str) and any(ch in v for ch in ",[]="):
+        raise c.fail(key, f"value {v!r} holds one of , [ ] = which variant labels use",
+                     "choose a value without them (self_consistency inner params use ';' between pairs)")
+    try:
+        return format_value(v)
+    except ParamSyntaxError:
+        raise c.fail(key, f"expected a string, number or boolean, got {_show(v)}", "write a single value") from None
 
 
 def _graph_name(c: _Checker, name: Any, key: str) -> str:
@@ -403,10 +398,6 @@ def _graph_name(c: _Checker, name: Any, key: str) -> str:
         raise c.fail(key, f"unknown graph {name!r}", (f"did you mean {near[0]!r}? " if near else "")
                      + f"valid graphs: {', '.join(graphs.names())}")
     return name
-
-
-def _spec(name: str, params: dict[str, str]) -> str:
-    return name if not params else f"{name}[{','.join(f'{k}={v}' for k, v in params.items())}]"
 
 
 def _check_params(c: _Checker, name: str, params: dict[str, str], key: str) -> None:
@@ -428,7 +419,7 @@ def _graphs(c: _Checker, data: dict) -> list[str]:
         if isinstance(g, str):
             name, inline = _split_inline(c, g, where)
             _check_params(c, name, inline, where)
-            specs.append(_spec(name, inline))
+            specs.append(format_variant(name, inline))
             continue
         g = c.table(g, where, "{name: standard_rag, params: {k: 5}, grid: {k: [1, 5, 10]}}")
         c.keys(g, GRAPH_KEYS, f"{where}.")
@@ -448,23 +439,17 @@ def _graphs(c: _Checker, data: dict) -> list[str]:
         for combo in itertools.product(*axes) if axes else [()]:
             p = {**params, **dict(combo)}
             _check_params(c, name, p, where)
-            specs.append(_spec(name, dict(sorted(p.items()))))
+            specs.append(format_variant(name, dict(sorted(p.items()))))
     specs += _self_consistency(c, data)
     return specs
 
 
 def _split_inline(c: _Checker, text: str, where: str) -> tuple[str, dict[str, str]]:
-    m = re.fullmatch(r"\s*([A-Za-z_][\w\-]*)\s*(?:\[(.*)\])?\s*", text)
-    if not m:
-        raise c.fail(where, f"{text!r} is not NAME or NAME[key=value,...]", "write e.g. standard_rag[k=5]")
-    name = _graph_name(c, m.group(1), where)
-    params = {}
-    for part in filter(None, (x.strip() for x in (m.group(2) or "").split(","))):
-        if "=" not in part:
-            raise c.fail(where, f"{part!r} in {text!r} is not key=value", "write e.g. standard_rag[k=5,query=question]")
-        k, v = part.split("=", 1)
-        params[k.strip()] = v.strip()
-    return name, params
+    try:
+        name, params = parse_variant(text)
+    except ParamSyntaxError as e:
+        raise c.fail(where, e.problem, e.fix) from None
+    return _graph_name(c, name, where), params
 
 
 def _self_consistency(c: _Checker, data: dict) -> list[str]:
@@ -494,11 +479,14 @@ def _self_consistency(c: _Checker, data: dict) -> list[str]:
         if name == "self_consistency":
             raise c.fail(f"self_consistency.over[{i}]", "self_consistency cannot wrap itself", "wrap another graph")
         _check_params(c, name, inline, f"self_consistency.over[{i}]")
+        try:
+            nested = {"inner_params": format_nested(inline)} if inline else {}
+        except ParamSyntaxError as e:
+            raise c.fail(f"self_consistency.over[{i}]", e.problem, e.fix) from None
         for combo in itertools.product(*axes) if axes else [()]:
-            p = {"inner": name, **({"inner_params": ";".join(f"{k}={v}" for k, v in inline.items())} if inline else {}),
-                 **dict(combo)}
+            p = {"inner": name, **nested, **dict(combo)}
             _check_params(c, "self_consistency", p, f"self_consistency.over[{i}]")
-            specs.append(_spec("self_consistency", dict(sorted(p.items()))))
+            specs.append(format_variant("self_consistency", dict(sorted(p.items()))))
     return specs
 
 
@@ -520,8 +508,7 @@ def expected_calls(spec: Any, params: Any, n_options: int | None = None) -> tupl
         return (r, r) if isinstance(r, int) else (int(r[0]), int(r[1]))
     if spec.name == "self_consistency":
         inner = graphs.get(params.inner)
-        overrides = dict(p.split("=", 1) for p in filter(None, (x.strip() for x in params.inner_params.split(";"))))
-        got = expected_calls(inner, inner.make_params(overrides), n_options)
+        got = expected_calls(inner, inner.make_params(parse_nested(params.inner_params)), n_options)
         if got is None:
             return None
         n = params.n

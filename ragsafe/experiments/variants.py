@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from ragsafe.config import ConfigError
 from ragsafe.experiments.config import parse_assignments
 from ragsafe.graphs import graphs
 from ragsafe.graphs.base import GraphSpec
+from ragsafe.params import ParamSyntaxError, format_variant, parse_variant, split_variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,12 @@ class Variant:
     overrides: dict[str, str]
 
 
-_VARIANT = re.compile(r"^([A-Za-z_][\w\-]*)(?:\[(.*)\])?$")
+def _name(spec: str) -> str | None:
+    """The graph name of a variant text, None when it is not one."""
+    try:
+        return split_variant(spec)[0]
+    except ParamSyntaxError:
+        return None
 
 
 def expand_grids(specs: list[str], grids: list[str]) -> list[str]:
@@ -34,12 +39,11 @@ def expand_grids(specs: list[str], grids: list[str]) -> list[str]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         out, hit = [], False
         for s in specs:
-            m = _VARIANT.match(s.strip())
-            if m and m.group(1) == g:
+            if _name(s) == g:
                 hit = True
-                inline = [x for x in (m.group(2) or "").split(",") if x.strip()]
+                _, inline = _parse(s)
                 for v in vals:
-                    out.append(f"{g}[{','.join(inline + [f'{param}={v}'])}]")
+                    out.append(format_variant(g, {**{k: x for k, x in inline.items() if k != param}, param: v}))
             else:
                 out.append(s)
         if not hit:
@@ -61,22 +65,24 @@ def resolve_variants(specs: list[str], sets: list[str], grids: list[str] | None 
         graphs.get(g)  # unknown graph names fail here, listing the valid ones
         per_graph.setdefault(g, {})[p] = value
     for g in per_graph:
-        if not any((_VARIANT.match(s) or [None, None])[1] == g for s in specs):
+        if not any(_name(s) == g for s in specs):
             raise ConfigError(f"--set names graph {g!r}, which is not among --graph {specs}")
     variants, seen = [], set()
     for s in specs:
-        m = _VARIANT.match(s.strip())
-        if not m:
-            raise ConfigError(f"--graph {s!r}: expected NAME or NAME[key=value,...]")
-        name, inline = m.group(1), m.group(2)
+        name, inline = _parse(s)
         spec = graphs.get(name)
-        overrides = dict(per_graph.get(name, {}))
-        if inline:
-            overrides.update(parse_assignments([x for x in inline.split(",") if x.strip()], f"--graph {s}"))
+        overrides = {**per_graph.get(name, {}), **inline}
         params = spec.make_params(overrides)
-        label = name if not overrides else f"{name}[{','.join(f'{k}={v}' for k, v in sorted(overrides.items()))}]"
+        label = format_variant(name, dict(sorted(overrides.items())))
         if label in seen:
             raise ConfigError(f"graph variant {label!r} given twice")
         seen.add(label)
         variants.append(Variant(label, spec, params, overrides))
     return variants
+
+
+def _parse(spec: str) -> tuple[str, dict[str, str]]:
+    try:
+        return parse_variant(spec)
+    except ParamSyntaxError as e:
+        raise ConfigError(f"--graph {spec!r}: {e}") from None

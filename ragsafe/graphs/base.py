@@ -136,6 +136,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
             return False
         raise ConfigError(f"{key}={value!r}: expected true/false")
     if typ in (int, float, str):
+        if isinstance(value, (dict, list, tuple, set)):  # str({...}) would pass as a bogus string
+            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}")
         try:
             if typ is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, Mapping
 
 from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
 from ragsafe.graphs.base import Deps, State, as_node, call_info, graph, graphs, traced
+from ragsafe.params import nested_text, parse_nested
 
 
 class SCState(State, total=False):
@@ -67,8 +68,9 @@ def seed_rule_of(sc: dict[str, Any]) -> str:
 class Params:
     inner: str = "closed_book"
     """The graph to wrap (any registered graph)."""
-    inner_params: str = ""
-    """Params of the inner graph, "key=value;key=value" (e.g. "k=3")."""
+    inner_params: str | Mapping[str, Any] = ""
+    """Params of the inner graph: a mapping ({"k": 3}) or the text form "key=value;key=value" ("k=3").
+    Stored as text (a mapping is written out), so a run's config hash is the same either way."""
     n: int = 20
     """Sampled answers (the paper: 20). 0 switches sampling off (greedy only)."""
     temperature: float = 0.7
@@ -90,27 +92,26 @@ class Params:
             raise ValueError(f"seed_rule={self.seed_rule!r}: choose one of {sorted(SEED_RULES)}")
         if self.inner == "self_consistency":
             raise ValueError("inner=self_consistency: self-consistency cannot wrap itself")
+        try:
+            object.__setattr__(self, "inner_params", nested_text(self.inner_params))
+        except ConfigError as e:
+            raise ValueError(f"inner_params: {e}") from None
 
-
-def _inner_overrides(text: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(";"))):
-        if "=" not in part:
-            raise ConfigError(f"self_consistency.inner_params {text!r}: expected key=value;key=value")
-        k, v = part.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    @property
+    def inner_overrides(self) -> dict[str, str]:
+        """The inner graph's params as key -> text value."""
+        return parse_nested(self.inner_params)
 
 
 def _inner_retrieves(params: Params) -> bool:
     spec = graphs.get(params.inner)
-    return spec.retrieves(spec.make_params(_inner_overrides(params.inner_params)))
+    return spec.retrieves(spec.make_params(params.inner_overrides))
 
 
 @graph("self_consistency", params=Params, needs_retriever=_inner_retrieves)
 def build(deps: Deps, params: Params):
     spec = graphs.get(params.inner)
-    inner_params = spec.make_params(_inner_overrides(params.inner_params))
+    inner_params = spec.make_params(params.inner_overrides)
     if spec.retrieves(inner_params) and deps.retriever is None:
         raise ConfigError(f"self_consistency over {params.inner} needs a retriever")
     inner_app = spec.build(deps, inner_params)
@@ -127,7 +128,8 @@ def build(deps: Deps, params: Params):
                 a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
                                               mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
                                               temperature=params.temperature, seed=seed)
-                return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist, "calls": [answer_agent.call_summary(a.call)]}
+                return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist,
+                        "calls": [answer_agent.call_summary(a.call)]}
             d = dataclasses.replace(deps, policy=dataclasses.replace(deps.policy, temperature=params.temperature,
                                                                     seed=seed))
             st = await spec.build(d, inner_params).ainvoke({"question": q, "queries": [], "trace": []})

