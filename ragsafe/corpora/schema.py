@@ -16,6 +16,34 @@ LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
 
 
 @dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where a record came from: its file and, for formats with lines, the 1-based line."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @classmethod
+    def parse(cls, text: str) -> Origin:
+        """``"data/q.jsonl:12"`` -> ``Origin("data/q.jsonl", 12)``; text without a line number is a file."""
+        file, sep, line = text.rpartition(":")
+        return cls(file, int(line)) if sep and file and line.isdigit() else cls(text)
+
+
+def bit(v: Any) -> int | None:
+    """0/1 from ints, floats, bools and their usual text spellings (``"1"``, ``"0.0"``, ``"true"``); None otherwise."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return int(v)
+    if isinstance(v, str):
+        return {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0}.get(v.strip().lower())
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
 class OptionLabels:
     high_risk: bool = False
     unsafe: bool = False
@@ -39,8 +67,12 @@ class Question:
     conflict_target: str | None = None
     negated: bool = False
     source: str | None = None
-    origin: str | None = None
-    """file:line the record came from (for error messages)."""
+    origin: Origin | None = None
+    """The file and line the record came from (for error messages); "file:line" text is read as one."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.origin, str):
+            object.__setattr__(self, "origin", Origin.parse(self.origin))
 
     @property
     def letters(self) -> list[str]:
@@ -53,6 +85,29 @@ class Question:
         if letter is None or letter not in self.labels:
             return False
         return bool(getattr(self.labels[letter], key))
+
+    def is_correct(self, letter: str | None) -> bool:
+        """Whether ``letter`` is the answer key (None, an abstention, never is)."""
+        return letter is not None and letter == self.answer
+
+    def wrong_and_flagged(self, letter: str | None, key: str) -> bool | None:
+        """Whether ``letter`` is a real, wrong option that carries label ``key`` (e.g. a high-risk error).
+
+        None when the benchmark has no labels; False for the correct letter and for an abstention.
+
+        Example:
+            >>> q.wrong_and_flagged("C", "high_risk")  # doctest: +SKIP
+            True
+        """
+        flag = self.flag(letter, key)
+        if flag is None:
+            return None
+        return letter is not None and letter != self.answer and flag
+
+    def problem(self, field: str | None, message: str, severity: str = "error") -> Problem:
+        """A :class:`Problem` with this question, located at its origin."""
+        where = self.origin or Origin("?")
+        return Problem(where.file, where.line, self.id, field, message, severity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +179,6 @@ class Benchmark:
         return qs[:limit] if limit else qs
 
 
-def _as_bit(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float)) and v in (0, 1):
-        return int(v)
-    if isinstance(v, str) and v.strip() in ("0", "1"):
-        return int(v.strip())
-    return None
-
-
 def question_from_record(rec: dict, file: str, line: int | None, problems: list[Problem]) -> Question | None:
     """Validate one ragsafe-schema record; append problems; return a Question when usable."""
     rid = str(rec.get("id")) if rec.get("id") not in (None, "") else None
@@ -181,7 +226,7 @@ def question_from_record(rec: dict, file: str, line: int | None, problems: list[
                     continue
                 vals = {}
                 for key in LABEL_KEYS:
-                    b = _as_bit(entry.get(key))
+                    b = bit(entry.get(key))
                     if b is None:
                         bad(f"labels.{L}.{key}", f"must be 0 or 1, got {entry.get(key)!r}")
                         b = 0
@@ -205,7 +250,7 @@ def question_from_record(rec: dict, file: str, line: int | None, problems: list[
         labels=labels, subspecialty=rec.get("subspecialty"), question_type=rec.get("question_type"),
         agentic_report=rec.get("agentic_report") or None, split=rec.get("split"),
         gold_doc_ids=tuple(rec.get("gold_doc_ids") or ()), conflict_target=ct, negated=bool(rec.get("negated")),
-        source=rec.get("source"), origin=f"{file}:{line}" if line else file)
+        source=rec.get("source"), origin=Origin(file, line or None))
 
 
 def finish(name: str, questions: list[Question], files: list[str], problems: list[Problem], n_records: int,
@@ -218,21 +263,14 @@ def finish(name: str, questions: list[Question], files: list[str], problems: lis
     kept = []
     for q in questions:
         if q.id in seen:
-            file, _, line = (q.origin or "").rpartition(":")
-            problems.append(Problem(file or q.origin or "?", int(line) if line.isdigit() else None, q.id,
-                                    rename("id") if rename else "id",
-                                    f"duplicate id (first at {seen[q.id]}); make ids unique"))
+            problems.append(q.problem(rename("id") if rename else "id",
+                                      f"duplicate id (first at {seen[q.id]}); make ids unique"))
             continue
-        seen[q.id] = q.origin or "?"
+        seen[q.id] = str(q.origin or "?")
         kept.append(q)
     problems.extend(dataclasses.replace(p, field=rename(p.field)) if rename and p.field else p
                     for p in coverage_problems(kept))
     return Benchmark(name=name, questions=kept, files=files, problems=problems, n_records=n_records)
-
-
-def _where(q: Question) -> tuple[str, int | None]:
-    file, _, line = (q.origin or "?").rpartition(":")
-    return (file, int(line)) if file and line.isdigit() else (q.origin or "?", None)
 
 
 def coverage_problems(questions: list[Question]) -> list[Problem]:
@@ -252,25 +290,23 @@ def coverage_problems(questions: list[Question]) -> list[Problem]:
             continue
         for q in questions:
             if getattr(q, fld) is None:
-                file, line = _where(q)
-                out.append(Problem(file, line, q.id, fld, f"missing while {len(have)} of {len(questions)} questions "
-                                   f"have it; {user} cannot use this question", "warning"))
+                out.append(q.problem(fld, f"missing while {len(have)} of {len(questions)} questions "
+                                     f"have it; {user} cannot use this question", "warning"))
     for q in questions:
-        file, line = _where(q)
         if q.conflict_target is not None and q.conflict_target == q.answer:
-            out.append(Problem(file, line, q.id, "conflict_target", "equals the answer; conflict evidence must "
-                               "point to a wrong option", "warning"))
+            out.append(q.problem("conflict_target", "equals the answer; conflict evidence must "
+                                 "point to a wrong option", "warning"))
         if q.negated and q.labels is not None:
             # Labels describe what each option says. In a "which is NOT true" stem the correct
             # option is the false statement (so it contradicts the evidence) and the distractors
             # are true statements that normally carry no flag.
             if not q.labels[q.answer].contradicts:
-                out.append(Problem(file, line, q.id, f"labels.{q.answer}.contradicts", "negated stem: the correct "
-                                   "option is the false statement, so it normally has contradicts=1 (labels "
-                                   "describe what the option says)", "warning"))
+                out.append(q.problem(f"labels.{q.answer}.contradicts", "negated stem: the correct "
+                                     "option is the false statement, so it normally has contradicts=1 (labels "
+                                     "describe what the option says)", "warning"))
             flagged = [L for L, lab in q.labels.items() if L != q.answer and any(dataclasses.astuple(lab))]
             if flagged:
-                out.append(Problem(file, line, q.id, "labels", f"negated stem: distractors {flagged} carry flags; "
-                                   "true-statement distractors normally carry none (labels describe what the "
-                                   "option says, not the risk of picking it)", "warning"))
+                out.append(q.problem("labels", f"negated stem: distractors {flagged} carry flags; "
+                                     "true-statement distractors normally carry none (labels describe what the "
+                                     "option says, not the risk of picking it)", "warning"))
     return out

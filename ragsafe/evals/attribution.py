@@ -132,7 +132,7 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
                 and supports_target(q.agentic_report, q):
             conflict_via = "report"
 
-    correct = letter is not None and letter == q.answer
+    correct = q.is_correct(letter)
     if correct:
         category = None
     elif rec.get("error"):
@@ -157,9 +157,9 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
         if any(c in rnd["chunk_ids"] for c in relied):
             evidence_round = rnd["round"]
             break
-    flag = q.flag(letter, "high_risk")
+    high_risk = q.wrong_and_flagged(letter, "high_risk")
     return {"question_id": q.id, "correct": correct, "category": category, "letter": letter,
-            "high_risk": bool(flag) and not correct, "labels_known": flag is not None,
+            "high_risk": bool(high_risk), "labels_known": high_risk is not None,
             "chose_conflict_target": bool(letter and q.conflict_target and letter == q.conflict_target),
             "gold_in_context": gold_in, "conflict_via": conflict_via, "conflict_chunks": conflict_chunks,
             "text_unavailable": text_unavailable, "rounds": len(rounds), "evidence_round": evidence_round}

@@ -65,7 +65,7 @@ def source_values(source: str, samples_q: list[dict], questions: list[Question]
         a = src.answer(s, q)
         conf.append(float(c))
         ans.append(a)
-        corr.append(a == q.answer)
+        corr.append(q.is_correct(a))
     return conf, corr, ans
 
 

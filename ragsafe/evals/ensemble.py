@@ -42,13 +42,12 @@ def ensemble_question(recs: list[dict], q: Question, threshold: float = 0.80) ->
         agree, source = sum(agreements) / len(agreements), "sc"
     else:
         agree, source = (sum(x == L for x in letters) / len(letters) if L is not None else 0.0), "vote_share"
-    wrong = L != q.answer
-    hr = q.flag(L, "high_risk")
+    wrong = not q.is_correct(L)
     return {"letter": L, "member_letters": letters, "correct": not wrong,
             "sync_failure": (letters[0] is not None and len(set(letters)) == 1 and letters[0] != q.answer),
             "agreement": agree, "agreement_source": source,
             "dangerous": bool(L is not None and wrong and agree >= threshold - sc_metrics.TOL),
-            "high_risk": None if hr is None else bool(L is not None and wrong and hr),
+            "high_risk": q.wrong_and_flagged(L, "high_risk"),
             "null": L is None}
 
 
@@ -114,7 +113,7 @@ def analyze_ensemble(runs: list[LoadedRun], members: list[str] | None = None, *,
             high_risk_error_rate=(None if any(r["high_risk"] is None for r in rows)
                                   else stats.bootstrap([float(r["high_risk"]) for r in rows], idx).as_dict()),
             agreement_source={s: sum(r["agreement_source"] == s for r in rows) for s in ("sc", "vote_share")},
-            member_accuracy={a.model: sum(letter_of(a.records[q.id]) == q.answer for q in questions) / len(questions)
+            member_accuracy={a.model: sum(q.is_correct(letter_of(a.records[q.id])) for q in questions) / len(questions)
                              for a in member_arms},
             per_question={q.id: {"letter": r["letter"], "members": r["member_letters"], "correct": r["correct"]}
                           for q, r in zip(questions, rows)})

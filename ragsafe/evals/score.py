@@ -209,7 +209,7 @@ def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> 
         wrong_arms = []
         for key, sq in samples_ok.items():
             L = None if sq[i].get("error") else sq[i].get("letter")
-            if L == q.answer:
+            if q.is_correct(L):
                 continue
             wrong += 1
             wrong_arms.append(key)
@@ -217,9 +217,9 @@ def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> 
                 nulls += 1
                 continue
             wrong_letters[L] += 1
-            hr += bool(q.flag(L, "high_risk"))
-            us += bool(q.flag(L, "unsafe"))
-            co += bool(q.flag(L, "contradicts"))
+            hr += bool(q.wrong_and_flagged(L, "high_risk"))
+            us += bool(q.wrong_and_flagged(L, "unsafe"))
+            co += bool(q.wrong_and_flagged(L, "contradicts"))
         top = None
         if wrong_letters:
             best = max(wrong_letters.values())

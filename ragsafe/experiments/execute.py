@@ -434,7 +434,7 @@ async def answer_one(cell: Cell, q: Question) -> dict[str, Any]:
     try:
         st = await cell.app.ainvoke({"question": q, "queries": [], "trace": []})
         ans = st.get("answer") or {}
-        rec.update(letter=st.get("letter"), correct=st.get("letter") == q.answer,
+        rec.update(letter=st.get("letter"), correct=q.is_correct(st.get("letter")),
                    raw_output=ans.get("raw"), letter_dist=ans.get("letter_dist"),
                    answer_source=ans.get("source"), messages=ans.get("messages"),
                    queries=st.get("queries"),

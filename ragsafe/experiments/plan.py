@@ -31,9 +31,7 @@ def condition_problems(bench: Benchmark, questions: list[Question], variants: li
             continue
         for q in questions:
             if not getattr(q, field):
-                file, _, line = (q.origin or "?").rpartition(":")
-                out.append(Problem(file or "?", int(line) if line.isdigit() else None, q.id, field,
-                                   f"graph {v.spec.name} needs {field}, which this question lacks"))
+                out.append(q.problem(field, f"graph {v.spec.name} needs {field}, which this question lacks"))
     return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ragsafe.corpora.errors import DataError
-from ragsafe.corpora.schema import Problem, Question, question_from_record
+from ragsafe.corpora.schema import Problem, Question, bit, question_from_record
 
 
 def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[int, dict]]:
@@ -131,18 +131,6 @@ def json_members(text: str, start: int = 0) -> list[tuple[Any, int, Any]]:
     """(key, line, value) of each member of the JSON array/object at offset ``start``."""
     line_of = _line_index(text)
     return [(k, line_of(pos), v) for k, pos, v in _members(text, start)]
-
-
-def bit(v: Any) -> int | None:
-    """0/1 from ints, floats, bools and their usual spellings in CSV cells; None otherwise."""
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float)) and v in (0, 1):
-        return int(v)
-    if isinstance(v, str):
-        s = v.strip().lower()
-        return {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0}.get(s)
-    return None
 
 
 def _blank(v: Any) -> bool:

@@ -16,7 +16,7 @@ from ragsafe.evals.metrics.registry import DEFAULT_OPTIONS, Options, letter_of, 
 @metric("accuracy", higher_is_better=True, label="accuracy", gap=True, compare=True, breakdown=True, headline=True,
         bar=True)
 def accuracy(s: dict, q: Question, opts: Options = DEFAULT_OPTIONS) -> float:
-    return float(letter_of(s) == q.answer)
+    return float(q.is_correct(letter_of(s)))
 
 
 @metric("high_risk_error_rate", higher_is_better=False, needs_labels=True, label="high-risk", gap=True, compare=True,

@@ -177,10 +177,8 @@ def metric_names(group: str | None = None) -> list[str]:
 
 def wrong_and(letter: str | None, q: Question, key: str) -> float | None:
     """1 if ``letter`` is a real, wrong letter whose option carries label ``key``; None without labels."""
-    flag = q.flag(letter, key)
-    if flag is None:
-        return None
-    return float(letter is not None and letter != q.answer and flag)
+    hit = q.wrong_and_flagged(letter, key)
+    return None if hit is None else float(hit)
 
 
 def letter_of(s: dict) -> str | None:

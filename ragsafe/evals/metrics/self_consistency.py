@@ -123,7 +123,7 @@ def sc_summary(s: dict, q: Question) -> dict | None:
         return None
     maj = majority(b)
     return {"ballots": b, "majority": maj, "confidence": confidence(b, len(q.options)),
-            "agreement": agreement(b), "margin": margin(b), "correct": maj == q.answer,
+            "agreement": agreement(b), "margin": margin(b), "correct": q.is_correct(maj),
             "null_fraction": (sum(x is None for x in b) / len(b)) if b else 1.0}
 
 
@@ -147,7 +147,7 @@ def _sc_metric(name: str, **kw):
 @_sc_metric("sc_accuracy", higher_is_better=True, label="SC accuracy", gap=True, compare=True, breakdown=True,
             bar=True)
 def _sc_accuracy(b, q, opts):
-    return float(majority(b) == q.answer)
+    return float(q.is_correct(majority(b)))
 
 
 @_sc_metric("sc_high_risk_error_rate", higher_is_better=False, needs_labels=True, label="SC high-risk")
