@@ -44,7 +44,7 @@ def cmd_retrieval_eval(a) -> int:
     if len(reports) == 2:
         delta = rev.compare(reports[0], reports[1])
         shown = [f"{k} {reports[0].overall[k]:.3f} -> {reports[1].overall[k]:.3f} ({delta[k]:+.3f})"
-                 for k in [f"recall@{k}" for k in reports[0].ks] + ["mrr", f"ndcg@{reports[0].ks[-1]}"]]
+                 for k in rev.table_columns(reports[0].ks)]
         line = f"with distractors ({', '.join(a.distractors)}): " + "; ".join(shown)
         print(line)
         out_md.append(line)

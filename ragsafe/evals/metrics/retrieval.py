@@ -6,12 +6,15 @@ the question text (the paper's standard RAG); ``k`` counts chunks, as in the pap
 context. Matching is at document level: a gold document counts as found at the rank of the first
 retrieved chunk that belongs to it, and later chunks of the same document add nothing.
 
-Metrics per question (then means, overall and per subspecialty):
+Metrics per question (then means, overall and per subspecialty), each registered ``over="ranking"``
+in the metric registry (group ``retrieval``):
     * ``recall@k``: fraction of the question's gold documents found in the top-k chunks.
     * ``hit@k``: 1 if at least one gold document is in the top-k chunks.
     * ``mrr``: 1 / rank of the first chunk of any gold document (0 if none within the depth).
     * ``ndcg@k``: binary-gain nDCG with the document-level de-duplication above; the ideal ranking
       puts one chunk of each gold document first.
+The table shows a ``headline`` metric at every k, the others at the largest k, and ``hit`` (not
+``compare``) only when asked for.
 
 Example:
     >>> ranked = ["a", "b", "a", "c"]          # doc id of each retrieved chunk, best first
@@ -27,6 +30,8 @@ import statistics
 from collections import defaultdict
 from typing import Callable, Iterable, Sequence
 
+from ragsafe.evals.metrics.registry import metric, select
+
 DEFAULT_KS = (1, 5, 10)
 
 
@@ -37,6 +42,28 @@ def _first_ranks(ranked: Sequence[str], gold: set[str], k: int | None = None) ->
         if doc_id in gold and doc_id not in out:
             out[doc_id] = i
     return out
+
+
+@metric("recall", higher_is_better=True, label="recall", over="ranking", group="retrieval", unit="", at_k=True,
+        headline=True, compare=True)
+def _recall(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    return recall_at_k(ranked, gold, k)
+
+
+@metric("hit", higher_is_better=True, label="hit", over="ranking", group="retrieval", unit="", at_k=True)
+def _hit(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    return hit_at_k(ranked, gold, k)
+
+
+@metric("mrr", higher_is_better=True, label="MRR", over="ranking", group="retrieval", unit="", compare=True)
+def _mrr(ranked: Sequence[str], gold: Iterable[str], k: int | None = None) -> float:
+    return reciprocal_rank(ranked, gold)
+
+
+@metric("ndcg", higher_is_better=True, label="nDCG", over="ranking", group="retrieval", unit="", at_k=True,
+        compare=True)
+def _ndcg(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    return ndcg_at_k(ranked, gold, k)
 
 
 def recall_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
@@ -75,15 +102,12 @@ def ndcg_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
 
 
 def score_ranking(ranked: Sequence[str], gold: Iterable[str], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """All metrics of one question (keys ``recall@k``, ``hit@k``, ``ndcg@k``, ``mrr``)."""
+    """Every ranking metric of one question (keys ``recall@k``, ``hit@k``, ``mrr``, ``ndcg@k``)."""
     gold = tuple(gold)
     out: dict[str, float] = {}
-    for k in ks:
-        out[f"recall@{k}"] = recall_at_k(ranked, gold, k)
-        out[f"hit@{k}"] = hit_at_k(ranked, gold, k)
-    out["mrr"] = reciprocal_rank(ranked, gold)
-    for k in ks:
-        out[f"ndcg@{k}"] = ndcg_at_k(ranked, gold, k)
+    for m in select(over="ranking"):
+        for k in (ks if m.at_k else (None,)):
+            out[m.name if k is None else f"{m.name}@{k}"] = m.fn(ranked, gold, k)
     return out
 
 
@@ -120,7 +144,26 @@ def _means(rows: list[dict], keys: list[str]) -> dict[str, float]:
 
 
 def metric_keys(ks: Sequence[int]) -> list[str]:
-    return [f"recall@{k}" for k in ks] + [f"hit@{k}" for k in ks] + ["mrr"] + [f"ndcg@{k}" for k in ks]
+    """Every ranking metric's key at every cut-off, in registration order."""
+    return [f"{m.name}@{k}" if m.at_k else m.name for m in select(over="ranking") for k in (ks if m.at_k else ks[:1])]
+
+
+def table_columns(ks: Sequence[int], *, compared_only: bool = True) -> list[str]:
+    """Keys a retrieval table shows: headline metrics at every k, the others at the largest k.
+
+    Args:
+        ks: the report's cut-offs.
+        compared_only: only the ``compare`` metrics (recall, MRR, nDCG); False adds hit.
+    """
+    out = []
+    for m in select(over="ranking"):
+        if compared_only and not m.compare:
+            continue
+        if not m.at_k:
+            out.append(m.name)
+        else:
+            out += [f"{m.name}@{k}" for k in (ks if m.headline else ks[-1:])]
+    return out
 
 
 def evaluate(questions, search: Callable[[str, int], list], *, ks: Sequence[int] = DEFAULT_KS,
@@ -168,8 +211,7 @@ def evaluate(questions, search: Callable[[str, int], list], *, ks: Sequence[int]
 
 def table(report: RetrievalReport, *, markdown: bool = False, hits: bool = False) -> str:
     """Overall and per-subspecialty means as a text or Markdown table."""
-    cols = [f"recall@{k}" for k in report.ks] + (["hit@" + str(report.ks[-1])] if hits else []) + \
-        ["mrr", f"ndcg@{report.ks[-1]}"]
+    cols = table_columns(report.ks, compared_only=not hits)
     head = ["subspecialty", "n"] + cols
     lines = [[name, str(int(m["n"]))] + [f"{m[c]:.3f}" for c in cols]
              for name, m in [("ALL", report.overall), *report.by_group.items()]]
