@@ -94,40 +94,67 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = 1000, seed: 
                            "variants": {}, "comparisons": []}
     values: dict[str, dict[str, list[float] | None]] = {}
     samples_ok: dict[str, list[dict]] = {}
-    qids = {q.id for q in questions}
     for arm in arms:
-        recs = {qid: r for qid, r in arm.records.items() if qid in qids}
-        n_err = sum(1 for r in recs.values() if r.get("error"))
-        cell: dict[str, Any] = {"model": arm.model, "variant": arm.variant, "graph": arm.graph, "n": n,
-                                "done": len(recs), "errors": n_err,
-                                "sc": any(isinstance(r.get("sc"), dict) for r in recs.values())}
-        costs = [cost_of(r) for r in recs.values()]
-        if costs:
-            cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
-        cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
-        cell["params"] = next((r["params"] for r in arm.records.values() if isinstance(r.get("params"), dict)), None)
-        if len(recs) < n:
-            cell["status"] = f"incomplete: {len(recs)}/{n} questions"
-        elif n_err and not allow_errors:
-            cell["status"] = f"{n_err} error samples: re-run to retry them, or pass --allow-errors"
-        else:
-            cell["status"] = "ok" if not n_err else f"ok with {n_err} errors counted as null"
-            sq = [_nulled(recs[q.id]) for q in questions]
-            samples_ok[arm.key] = sq
-            pq = per_question(sq, questions, names, opts)
-            values[arm.key] = pq
-            cell["metrics"] = {m: (stats.bootstrap(v, idx).as_dict() if v is not None else None)
-                               for m, v in pq.items()}
-            cell["na"] = {m: na_reason(m, sq, questions) for m, v in pq.items() if v is None}
-            cal = calibration.calibrate(sq, questions, idx, opts)
-            cell["calibration"] = cal
-            cell["attribution"] = attribution.attribute(sq, questions, arm.chunk_text)
+        cell, sq, pq = score_arm(arm, questions, idx, names, opts, allow_errors)
         out["variants"][arm.key] = cell
-
-    by_key = {a.key: a for a in arms}
+        if sq is not None:
+            samples_ok[arm.key], values[arm.key] = sq, pq
     _gap_closed(out, arms, values, idx)
+    out["comparisons"] = compare_arms(default_pairs(arms) if pairs is None else pairs, arms, values, names, idx)
+    if breakdowns:
+        out["breakdowns"] = {dim: _breakdown(dim, questions, samples_ok, B, seed, opts)
+                             for dim in ("subspecialty", "question_type")}
+    out["worst_case"] = worst_case(samples_ok, questions)
+    if len(out["models"]) > 1:  # the paper's table: per question and condition, counts over models
+        out["worst_case_by_condition"] = {
+            v: worst_case({a.key: samples_ok[a.key] for a in arms if a.variant == v and a.key in samples_ok}, questions)
+            for v in dict.fromkeys(a.variant for a in arms)}
+    out["metric_info"] = {m: metrics.get(m).info for m in names}
+    return out
+
+
+def score_arm(arm: Arm, questions: list[Question], idx: np.ndarray, names: list[str], opts: Options,
+              allow_errors: bool) -> tuple[dict[str, Any], list[dict] | None, dict[str, list[float] | None] | None]:
+    """One arm's summary cell, plus its records and per-question values when it could be scored.
+
+    An arm is scored only with a record for every question and no error record (unless
+    ``allow_errors``: errors then count as null answers); otherwise the cell carries the status.
+    """
+    n = len(questions)
+    qids = {q.id for q in questions}
+    recs = {qid: r for qid, r in arm.records.items() if qid in qids}
+    n_err = sum(1 for r in recs.values() if r.get("error"))
+    cell: dict[str, Any] = {"model": arm.model, "variant": arm.variant, "graph": arm.graph, "n": n,
+                            "done": len(recs), "errors": n_err,
+                            "sc": any(isinstance(r.get("sc"), dict) for r in recs.values())}
+    costs = [cost_of(r) for r in recs.values()]
+    if costs:
+        cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
+    cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
+    cell["params"] = next((r["params"] for r in arm.records.values() if isinstance(r.get("params"), dict)), None)
+    if len(recs) < n:
+        cell["status"] = f"incomplete: {len(recs)}/{n} questions"
+        return cell, None, None
+    if n_err and not allow_errors:
+        cell["status"] = f"{n_err} error samples: re-run to retry them, or pass --allow-errors"
+        return cell, None, None
+    cell["status"] = "ok" if not n_err else f"ok with {n_err} errors counted as null"
+    sq = [_nulled(recs[q.id]) for q in questions]
+    pq = per_question(sq, questions, names, opts)
+    cell["metrics"] = {m: (stats.bootstrap(v, idx).as_dict() if v is not None else None) for m, v in pq.items()}
+    cell["na"] = {m: na_reason(m, sq, questions) for m, v in pq.items() if v is None}
+    cell["calibration"] = calibration.calibrate(sq, questions, idx, opts)
+    cell["attribution"] = attribution.attribute(sq, questions, arm.chunk_text)
+    return cell, sq, pq
+
+
+def compare_arms(pairs: list[tuple[str, str]], arms: list[Arm], values: dict[str, dict], names: list[str],
+                 idx: np.ndarray) -> list[dict[str, Any]]:
+    """Paired comparisons A − B of scored arms: exact McNemar on greedy correctness (BH-adjusted over
+    the list) and the bootstrap difference of every metric both arms have."""
+    by_key = {a.key: a for a in arms}
     comps = []
-    for a, b in (default_pairs(arms) if pairs is None else pairs):
+    for a, b in pairs:
         for k in (a, b):
             if k not in by_key:
                 raise KeyError(f"no graph/model {k!r} in this analysis; valid: {', '.join(by_key)}")
@@ -144,17 +171,7 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = 1000, seed: 
         comps.append(c)
     for c, qv in zip(comps, stats.benjamini_hochberg([c["mcnemar"]["p"] for c in comps])):
         c["mcnemar"]["q_bh"] = qv
-    out["comparisons"] = comps
-    if breakdowns:
-        out["breakdowns"] = {dim: _breakdown(dim, questions, samples_ok, B, seed, opts)
-                             for dim in ("subspecialty", "question_type")}
-    out["worst_case"] = worst_case(samples_ok, questions)
-    if len(out["models"]) > 1:  # the paper's table: per question and condition, counts over models
-        out["worst_case_by_condition"] = {
-            v: worst_case({a.key: samples_ok[a.key] for a in arms if a.variant == v and a.key in samples_ok}, questions)
-            for v in dict.fromkeys(a.variant for a in arms)}
-    out["metric_info"] = {m: metrics.get(m).info for m in names}
-    return out
+    return comps
 
 
 def _gap_closed(out: dict, arms: list[Arm], values: dict, idx: np.ndarray) -> None:
