@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ragsafe.defaults import DEFAULT_MODEL
+
 
 class ConfigError(ValueError):
     """A setting is missing or invalid. The message names the key and the fix."""
@@ -48,7 +50,7 @@ class EndpointConfig:
 
     base_url: str = "local"
     """OpenAI-compatible base URL (e.g. http://127.0.0.1:8000/v1), or "local" for the embedded server."""
-    model: str = "qwen2.5-coder-1.5b"
+    model: str = DEFAULT_MODEL
     """Model id sent to the server; for "local", the name of an embedded model (`ragsafe models`)."""
     api_key_env: str | None = None
     """Name of the environment variable that holds the API key (the key itself is never stored)."""

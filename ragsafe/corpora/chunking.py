@@ -14,6 +14,8 @@ from typing import Protocol
 
 from langchain_core.documents import Document
 
+from ragsafe.defaults import CHUNK_OVERLAP, CHUNK_SIZE
+
 
 class OffsetTokenizer(Protocol):
     def __call__(self, text: str, **kw): ...
@@ -21,9 +23,9 @@ class OffsetTokenizer(Protocol):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ChunkParams:
-    size: int = 300
+    size: int = CHUNK_SIZE
     """Tokens of body text per chunk (the title is prepended on top)."""
-    overlap: int = 50
+    overlap: int = CHUNK_OVERLAP
     """Tokens shared by consecutive chunks."""
     prepend_title: bool = True
     """Start each chunk with the document title (the paper's setup)."""

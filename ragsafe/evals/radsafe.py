@@ -35,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ragsafe import records
 from ragsafe.config import ConfigError, stable_hash
 from ragsafe.corpora.schema import LABEL_KEYS, Question
 from ragsafe.evals.metrics import letter_of
@@ -162,7 +163,7 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
         for r in group:
             by_q: dict[str, dict[str, dict]] = {}
             for s in r.samples:
-                by_q.setdefault(s["variant"], {})[s["question_id"]] = s
+                by_q.setdefault(s["variant"], {})[s["question_id"]] = records.to_dict(s)  # plain JSON for the export
             variants = r.run.get("variants") or {}
             names: dict[str, str] = {}
             # SC variants claim the paper's name first (they carry greedy and stochastic, like the paper's runs)
@@ -187,7 +188,7 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             for q in questions:
                 f.write(json.dumps(lines[q.id], ensure_ascii=False) + "\n")
         manifest["models"][model] = {"model": group[0].model, "conditions": conds,
-                                     "runs": {str(r.path): r.run for r in group}}
+                                     "runs": {str(r.path): records.to_dict(r.run) for r in group}}
     (out / LABELS).parent.mkdir(parents=True, exist_ok=True)
     (out / LABELS).write_text(json.dumps([_labels_record(num[q.id], q) for q in questions], indent=1,
                                          ensure_ascii=False) + "\n", encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED, CHUNK_OVERLAP, CHUNK_SIZE
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -35,8 +36,10 @@ class RunConfig:
     """PersistentClient folder (default $RAGSAFE_HOME/chroma)."""
     chroma_url: str | None = None
     """URL of a `chroma run` server; overrides chroma_path."""
-    chunk_size: int = 300
-    chunk_overlap: int = 50
+    chunk_size: int = CHUNK_SIZE
+    """Chunk length in embedder tokens."""
+    chunk_overlap: int = CHUNK_OVERLAP
+    """Tokens shared by consecutive chunks."""
     concurrency: int = 1
     """Questions in flight at once."""
     skip_invalid: bool = False
@@ -45,8 +48,10 @@ class RunConfig:
     """Report metrics for variants with error samples (errors counted as null)."""
     retry_errors: bool = False
     """On resume, run again the samples that ended in an error."""
-    bootstrap_B: int = 1000
-    bootstrap_seed: int = 42
+    bootstrap_B: int = BOOTSTRAP_B
+    """Bootstrap resamples behind every interval."""
+    bootstrap_seed: int = BOOTSTRAP_SEED
+    """Seed of the shared bootstrap index matrix."""
     graph_modules: list[str] = dataclasses.field(default_factory=list)
     """Extra modules/files whose @graph factories to register."""
     cache: str = "use"

@@ -36,6 +36,7 @@ from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.variants import Variant
 from ragsafe.graphs import Deps
 from ragsafe.llm.client import LLM
+from ragsafe.records import RunManifest, SampleRecord, ScoreStamp
 
 
 @functools.lru_cache(maxsize=1)
@@ -144,8 +145,7 @@ def open_folders(jobs: list[RunJob], stack: ExitStack, progress: Callable[[str],
     for job in jobs:
         store = RunStore(job.run_dir)
         if store.exists():
-            old = store.read_run()
-            if old.get("config_hash") != job.plan["config_hash"]:
+            if store.read_run().config_hash != job.plan["config_hash"]:
                 raise ConfigError(f"{job.run_dir} holds a run with another config hash; pass another --out")
         stack.enter_context(store.lock())
         if store.exists():
@@ -193,7 +193,7 @@ class Session:
     job: RunJob
     llm: LLM
     deps: Deps
-    record: dict[str, Any]
+    record: RunManifest
 
 
 def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, response_cache, cache: str,
@@ -263,14 +263,14 @@ def finish_record(s: Session, timing: dict[str, float], progress: Callable[[str]
         progress(f"note: {llm.base_url} returned no logprobs; letters come from the strict text parse")
         if s.deps.policy.answer_mode == "letter_logprobs":
             progress("warning: answer_mode letter_logprobs fell back to generate (no logprobs from the server)")
-    record["endpoint"]["logprobs_supported"] = llm.logprobs_supported
-    record["finished_at"] = _now()
-    record["wall_seconds_last_session"] = timing["wall"]
-    record["execute_seconds_last_session"] = timing["execute"]
-    record["execute_cpu_seconds_last_session"] = timing["cpu"]  # this process's CPU (all runs of the session)
-    record["llm_calls_last_session"] = llm.calls
-    record["cache_hits_last_session"] = llm.cache_hits
-    record["failed_attempts_last_session"] = llm.failed_attempts
+    record.endpoint.logprobs_supported = llm.logprobs_supported
+    record.finished_at = _now()
+    record.wall_seconds_last_session = timing["wall"]
+    record.execute_seconds_last_session = timing["execute"]
+    record.execute_cpu_seconds_last_session = timing["cpu"]  # this process's CPU (all runs of the session)
+    record.llm_calls_last_session = llm.calls
+    record.cache_hits_last_session = llm.cache_hits
+    record.failed_attempts_last_session = llm.failed_attempts
     RunStore(s.job.run_dir).write_run(record)
 
 
@@ -283,8 +283,10 @@ def score_folders(jobs: list[RunJob], busy_ids: set[int], allow_errors: bool | N
         if not store.exists():
             continue  # a shard with no questions: nothing to write
         store.compact()
-        if id(job) not in busy_ids and not store.read_run().get("finished_at"):
-            store.write_run({**store.read_run(), "finished_at": _now()})  # its last session was cut short
+        run = store.read_run()
+        if id(job) not in busy_ids and not run.finished_at:
+            run.finished_at = _now()  # its last session was cut short
+            store.write_run(run)
         allow = job.cfg.allow_errors if allow_errors is None else allow_errors
         if id(job) in busy_ids or store.read_summary() is None or _scored_with(store) != _score_stamp(store, allow):
             score_run(job.run_dir, allow_errors=allow, B=job.cfg.bootstrap_B, seed=job.cfg.bootstrap_seed)
@@ -292,19 +294,20 @@ def score_folders(jobs: list[RunJob], busy_ids: set[int], allow_errors: bool | N
     return out
 
 
-def _score_stamp(store: RunStore, allow_errors: bool) -> dict:
+def _score_stamp(store: RunStore, allow_errors: bool) -> ScoreStamp:
     st = store.samples_path.stat() if store.samples_path.exists() else None
-    return {"allow_errors": allow_errors, "samples_bytes": st.st_size if st else 0}
+    return ScoreStamp(allow_errors=allow_errors, samples_bytes=st.st_size if st else 0)
 
 
-def _scored_with(store: RunStore) -> dict | None:
-    return (store.read_summary() or {}).get("scored_with")
+def _scored_with(store: RunStore) -> ScoreStamp | None:
+    summary = store.read_summary()
+    return summary.scored_with if summary else None
 
 
-def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> dict[str, Any]:
+def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> RunManifest:
     cfg, p, ep, policy = job.cfg, job.plan, job.endpoint.config, job.cfg.answer
     store = RunStore(job.run_dir)
-    old = store.read_run() if store.exists() else {}
+    started = store.read_run().started_at if store.exists() else None
     rec = {
         "config_hash": p["config_hash"],
         "config": dataclasses.asdict(cfg) | {"endpoint": dataclasses.asdict(ep)},
@@ -327,13 +330,13 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> d
         "seeds": {"llm": policy.seed, "bootstrap": cfg.bootstrap_seed, **_sc_seed_rules(p["variants"])},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "started_at": old.get("started_at") or _now(),
+        "started_at": started or _now(),
     }
     if job.shard:
         rec["shard"] = {"index": job.shard.index, "count": job.shard.count,
                         "question_ids": [q.id for q in job.questions]}
     rec.update(job.extra.get("record", {}))
-    return rec
+    return RunManifest.model_validate(rec)
 
 
 def _sc_seed_rules(variants: list[Variant]) -> dict[str, Any]:
@@ -403,10 +406,10 @@ class _Writer:
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.buf: list[dict] = []
+        self.buf: list[SampleRecord] = []
         self.task: asyncio.Task | None = None
 
-    def put(self, rec: dict) -> None:
+    def put(self, rec: SampleRecord) -> None:
         self.buf.append(rec)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
@@ -423,7 +426,7 @@ class _Writer:
             await asyncio.shield(self.task)
 
 
-async def answer_one(cell: Cell, q: Question) -> dict[str, Any]:
+async def answer_one(cell: Cell, q: Question) -> SampleRecord:
     """Run one question through one cell's graph; a fault that outlived its retries is recorded."""
     v, deps = cell.variant, cell.deps
     t = time.perf_counter()
@@ -448,7 +451,7 @@ async def answer_one(cell: Cell, q: Question) -> dict[str, Any]:
                    trace=None)
     rec["seconds"] = round(time.perf_counter() - t, 4)
     rec["finished_at"] = _now()
-    return rec
+    return SampleRecord.model_validate(rec)
 
 
 def score_run(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None,

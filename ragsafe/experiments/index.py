@@ -150,12 +150,11 @@ def _describe(d: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     store = RunStore(d)
     run = store.read_run()
     samples = store.samples()
-    variants = [(label, v.get("graph", variant_name(label))) for label, v in (run.get("variants") or {}).items()]
-    qids = run.get("question_ids") or []
-    shard = run.get("shard")
-    n_q = len(shard["question_ids"]) if shard else len(qids)
+    variants = [(label, v.graph or variant_name(label)) for label, v in run.variants.items()]
+    shard = run.shard
+    n_q = len(shard.question_ids) if shard else len(run.question_ids)
     expected = n_q * len(variants)
-    errors = sum(1 for s in samples if s.get("error"))
+    errors = sum(1 for s in samples if s.error)
     if len(samples) < expected:
         status = f"incomplete {len(samples)}/{expected}"
     elif errors:
@@ -163,15 +162,14 @@ def _describe(d: Path) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     else:
         status = "complete"
     if shard:
-        status = f"shard {shard['index']}/{shard['count']}, {status}"
-    ep = run.get("endpoint") or {}
-    row = {"folder": d.name, "path": str(d), "config_hash": run.get("config_hash"), "model": ep.get("model"),
-           "base_url": ep.get("base_url"), "benchmark": (run.get("benchmark") or {}).get("spec"),
-           "split": (run.get("config") or {}).get("split"), "seed": (run.get("seeds") or {}).get("llm"),
+        status = f"shard {shard.index}/{shard.count}, {status}"
+    row = {"folder": d.name, "path": str(d), "config_hash": run.config_hash, "model": run.endpoint.model,
+           "base_url": run.endpoint.base_url, "benchmark": run.benchmark.get("spec"),
+           "split": run.config.get("split"), "seed": run.seeds.get("llm"),
            "n_questions": n_q, "n_variants": len(variants), "expected": expected, "records": len(samples),
-           "errors": errors, "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
-           "shard": f"{shard['index']}/{shard['count']}" if shard else None,
-           "sweep": (run.get("sweep") or {}).get("name"), "status": status}
+           "errors": errors, "started_at": run.started_at, "finished_at": run.finished_at,
+           "shard": f"{shard.index}/{shard.count}" if shard else None,
+           "sweep": (run.sweep or {}).get("name"), "status": status}
     return row, variants
 
 
@@ -204,24 +202,22 @@ def show(run_dir: str | Path) -> str:
     store = RunStore(run_dir)
     run = store.read_run()
     row, variants = _describe(Path(run_dir))
-    ep = run.get("endpoint") or {}
+    ep = run.endpoint
     lines = [f"run {Path(run_dir)}",
-             f"  config hash   {run.get('config_hash')}",
-             f"  model         {ep.get('model')} at {ep.get('base_url')}"
-             + (f" (+{len(ep.get('replicas') or [])} replicas)" if ep.get("replicas") else ""),
+             f"  config hash   {run.config_hash}",
+             f"  model         {ep.model} at {ep.base_url}" + (f" (+{len(ep.replicas)} replicas)" if ep.replicas else ""),
              f"  benchmark     {row['benchmark']} (split {row['split'] or 'all'}), {row['n_questions']} questions",
              f"  seed          {row['seed']}",
-             f"  started       {run.get('started_at')}   finished {run.get('finished_at') or '-'}",
+             f"  started       {run.started_at}   finished {run.finished_at or '-'}",
              f"  records       {row['records']}/{row['expected']} ({row['errors']} errors)   status: {row['status']}"]
-    if run.get("sweep"):
-        lines.append(f"  sweep         {run['sweep'].get('name')} ({run['sweep'].get('file')})")
-    if run.get("merged_from"):
-        lines.append(f"  merged from   {', '.join(m['path'] for m in run['merged_from'])}")
-    calls = run.get("llm_calls_last_session")
-    if calls is not None:
-        lines.append(f"  last session  {calls} LLM calls, {run.get('cache_hits_last_session', 0)} cache hits, "
-                     f"{run.get('failed_attempts_last_session', 0)} failed attempts, "
-                     f"{run.get('wall_seconds_last_session')} s")
+    if run.sweep:
+        lines.append(f"  sweep         {run.sweep.get('name')} ({run.sweep.get('file')})")
+    if run.merged_from:
+        lines.append(f"  merged from   {', '.join(m['path'] for m in run.merged_from)}")
+    if run.llm_calls_last_session is not None:
+        lines.append(f"  last session  {run.llm_calls_last_session} LLM calls, {run.cache_hits_last_session or 0} "
+                     f"cache hits, {run.failed_attempts_last_session or 0} failed attempts, "
+                     f"{run.wall_seconds_last_session} s")
     lines.append("  variants      " + ", ".join(label for label, _ in variants))
     summary = store.read_summary()
     if summary:

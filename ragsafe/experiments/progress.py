@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from ragsafe.experiments.execute import Cell
+    from ragsafe.records import SampleRecord
 
 
 
@@ -23,12 +24,12 @@ class Reporter:
         self.total = sum(c.total for c in cells)
         self.n = 0
 
-    def advance(self, cell: Cell, rec: dict) -> None:
+    def advance(self, cell: Cell, rec: SampleRecord) -> None:
         now = time.perf_counter()
         cell.t_first = cell.t_first or now
         cell.t_last = now
         cell.done += 1
-        cell.errors += bool(rec.get("error"))
+        cell.errors += bool(rec.error)
         self.n += 1
 
     def close(self) -> None:
@@ -57,11 +58,11 @@ class QuestionLog(Reporter):
     def __init__(self, progress: Callable[[str], None]) -> None:
         self.progress = progress
 
-    def advance(self, cell: Cell, rec: dict) -> None:
+    def advance(self, cell: Cell, rec: SampleRecord) -> None:
         super().advance(cell, rec)
-        mark = "error" if rec.get("error") else ("ok" if rec.get("correct") else "wrong")
-        self.progress(f"[{self.n}/{self.total}] {cell.label} {rec['question_id']}: {rec.get('letter')} "
-                      f"({mark}, {rec['seconds']:.1f}s)")
+        mark = "error" if rec.error else ("ok" if rec.correct else "wrong")
+        self.progress(f"[{self.n}/{self.total}] {cell.label} {rec.question_id}: {rec.letter} "
+                      f"({mark}, {rec.seconds:.1f}s)")
 
 
 class CellLog(Reporter):
@@ -80,7 +81,7 @@ class CellLog(Reporter):
         return (f"{c.label}: {c.done}/{c.total}" + (f", {c.errors} errors" if c.errors else "")
                 + (f", {rate:.2f} q/s, ETA {_fmt_eta(eta)}" if rate else ""))
 
-    def advance(self, cell: Cell, rec: dict) -> None:
+    def advance(self, cell: Cell, rec: SampleRecord) -> None:
         super().advance(cell, rec)
         if cell.done == cell.total:
             self.progress("done " + self.line(cell))
@@ -115,7 +116,7 @@ class RichCells(Reporter):
         self.ids = {id(c): self.bar.add_task(escape(c.label), total=c.total, err="", rate="") for c in cells}
         self.bar.start()
 
-    def advance(self, cell: Cell, rec: dict) -> None:
+    def advance(self, cell: Cell, rec: SampleRecord) -> None:
         super().advance(cell, rec)
         rate, _ = rate_eta(cell, self.t0)
         self.bar.update(self.ids[id(cell)], advance=1, err=f"{cell.errors} err" if cell.errors else "",

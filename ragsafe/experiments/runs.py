@@ -18,9 +18,11 @@ from typing import Callable, Iterable
 from ragsafe.config import ConfigError
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.schema import Question
+from ragsafe.defaults import CHUNK_OVERLAP, CHUNK_SIZE
 from ragsafe.evals.attribution import ChunkText
 from ragsafe.experiments.store import RunStore
 from ragsafe.params import variant_name
+from ragsafe.records import RunManifest, SampleRecord, as_manifest, as_sample
 
 FLOOR, CEILING = "closed_book", "clean_evidence"
 """The graphs every other graph is measured against (gap closed, default comparisons, table marks)."""
@@ -39,58 +41,59 @@ class Arm:
     variant: str
     graph: str
     model: str | None
-    records: dict[str, dict]
+    records: dict[str, SampleRecord]
     chunk_text: ChunkText | None = None
 
 
-def graph_of(variant: str, records: Iterable[dict] = ()) -> str:
+def graph_of(variant: str, records: Iterable[SampleRecord | dict] = ()) -> str:
     for r in records:
-        if r.get("graph"):
-            return r["graph"]
+        g = as_sample(r).graph
+        if g:
+            return g
     return variant_name(variant)
 
 
 @dataclasses.dataclass
 class LoadedRun:
     path: Path
-    run: dict
+    run: RunManifest
     questions: list[Question]
-    samples: list[dict]
+    samples: list[SampleRecord]
 
     @property
     def model(self) -> str:
-        return (self.run.get("endpoint") or {}).get("model") or self.path.name
+        return self.run.endpoint.model or self.path.name
 
     @property
     def variants(self) -> list[str]:
         """Variant labels, floor and ceiling first, then by label (run.json's key order is not kept)."""
-        vs = self.run.get("variants") or {}
+        vs = self.run.variants
         role = {FLOOR: 0, CEILING: 1}
-        return sorted(vs, key=lambda v: (role.get((vs[v] or {}).get("graph") or variant_name(v), 2), v))
+        return sorted(vs, key=lambda v: (role.get(vs[v].graph or v.split("[")[0], 2), v))
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """A run folder's record, its benchmark questions (in the run's order) and its samples."""
     store = RunStore(run_dir)
     run = store.read_run()
-    spec = run["benchmark"]["spec"]
+    spec = run.benchmark["spec"]
     if not Path(spec).is_absolute() and (Path(run_dir) / spec).exists():
         spec = str(Path(run_dir) / spec)  # a benchmark file kept inside the run folder (imports)
     bench = load_benchmark(spec)
     by_id = {q.id: q for q in bench.questions}
-    missing = [i for i in run["question_ids"] if i not in by_id]
+    missing = [i for i in run.question_ids if i not in by_id]
     if missing:
         raise ConfigError(f"{run_dir}: questions {missing[:5]} are no longer in benchmark {spec!r}")
-    return LoadedRun(Path(run_dir), run, [by_id[i] for i in run["question_ids"]], store.samples())
+    return LoadedRun(Path(run_dir), run, [by_id[i] for i in run.question_ids], store.samples())
 
 
 def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,
              chunk_text: ChunkText | None = None) -> list[Arm]:
-    recs: dict[str, dict[str, dict]] = {v: {} for v in lr.variants}
+    recs: dict[str, dict[str, SampleRecord]] = {v: {} for v in lr.variants}
     for s in lr.samples:
-        if s["variant"] in recs:
-            recs[s["variant"]].setdefault(s["question_id"], s)
-    return [Arm(key_fmt(v, lr.model), v, (lr.run["variants"][v] or {}).get("graph") or graph_of(v, recs[v].values()),
+        if s.variant in recs:
+            recs[s.variant].setdefault(s.question_id, s)
+    return [Arm(key_fmt(v, lr.model), v, lr.run.variants[v].graph or graph_of(v, recs[v].values()),
                 lr.model, recs[v], chunk_text) for v in lr.variants]
 
 
@@ -162,7 +165,7 @@ def _corpus_chunks(spec: str, size: int, overlap: int, prepend_title: bool) -> d
     return {c.metadata["chunk_id"]: c.page_content for c in chunks}
 
 
-def corpus_chunk_texts(run: dict) -> ChunkText | None:
+def corpus_chunk_texts(run: RunManifest | dict) -> ChunkText | None:
     """A chunk-id → text resolver rebuilt offline from a run's corpus (no embedding, no LLM).
 
     Only for runs indexed with the default embedder's tokenizer; None when the run retrieved nothing
@@ -170,16 +173,16 @@ def corpus_chunk_texts(run: dict) -> ChunkText | None:
     """
     from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER
 
-    corpus = run.get("corpus") or {}
+    run = as_manifest(run)
+    corpus = run.corpus or {}
     if not corpus.get("spec"):
         return None
     index = corpus.get("index") or {}
     if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
         return None
-    chunk = ((run.get("identity") or {}).get("corpus") or {}).get("chunk") or {}
-    cfg = run.get("config") or {}
-    size = chunk.get("size", cfg.get("chunk_size", 300))
-    overlap = chunk.get("overlap", cfg.get("chunk_overlap", 50))
+    chunk = (run.identity.get("corpus") or {}).get("chunk") or {}
+    size = chunk.get("size", run.config.get("chunk_size", CHUNK_SIZE))
+    overlap = chunk.get("overlap", run.config.get("chunk_overlap", CHUNK_OVERLAP))
     prepend = chunk.get("prepend_title", True)
     cache: dict[str, dict[str, str] | None] = {}
 

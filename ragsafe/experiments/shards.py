@@ -9,6 +9,7 @@ from pathlib import Path
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.experiments.store import RunStore
+from ragsafe.records import RunManifest, SampleRecord
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,58 +75,58 @@ def merge_shards(sources: list[str | Path], out: str | Path, *, partial: bool = 
     """
     from ragsafe.experiments.execute import score_run
     from ragsafe.experiments.shards import run_dir_for
-    groups: dict[str, list[tuple[Path, dict]]] = {}
+    groups: dict[str, list[tuple[Path, RunManifest]]] = {}
     for d in find_run_dirs(sources):
         rec = RunStore(d).read_run()
-        if not rec.get("shard"):
+        if not rec.shard:
             continue
-        groups.setdefault(rec["config_hash"], []).append((d, rec))
+        groups.setdefault(rec.config_hash, []).append((d, rec))
     if not groups:
         raise ConfigError(f"no shard run folders found in {', '.join(map(str, sources))} "
                           f"(shards are made by `ragsafe sweep FILE --shard i/N`)")
     merged = []
     for h, members in groups.items():
-        counts = {r["shard"]["count"] for _, r in members}
+        counts = {r.shard.count for _, r in members}
         if len(counts) != 1:
             raise ConfigError(f"shards of run {h[:12]} disagree on N ({sorted(counts)}): "
                               f"merge the shards of one --shard i/N split at a time")
         n = counts.pop()
-        have = {r["shard"]["index"] for _, r in members}
+        have = {r.shard.index for _, r in members}
         missing = sorted(set(range(1, n + 1)) - have)
         if missing and not partial:
             raise ConfigError(f"run {h[:12]}: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing from "
                               f"{', '.join(map(str, sources))}; add their folders, or pass --partial")
-        members.sort(key=lambda m: m[1]["shard"]["index"])
+        members.sort(key=lambda m: m[1].shard.index)
         first = members[0][1]
         target = run_dir_for(out, h)
         store = RunStore(target)
         with store.lock():
             if store.exists():
-                if store.read_run().get("config_hash") != h:
+                if store.read_run().config_hash != h:
                     raise ConfigError(f"{target} holds a run with another config hash")
                 store.repair()
             done = store.done_keys(include_errors=False)
             have_err = store.done_keys() - done
-            best: dict[tuple[str, str], dict] = {}
+            best: dict[tuple[str, str], SampleRecord] = {}
             for d, _ in members:
                 for r in RunStore(d).iter_samples():
-                    k = (r["variant"], r["question_id"])
-                    if k in done or (k in best and not best[k].get("error")):
+                    k = r.key
+                    if k in done or (k in best and not best[k].error):
                         continue
-                    if k in have_err and r.get("error"):
+                    if k in have_err and r.error:
                         continue
                     best[k] = r
-            order = {v: i for i, v in enumerate(first["variants"])}
-            qpos = {q: i for i, q in enumerate(first["question_ids"])}
-            recs = sorted(best.values(), key=lambda r: (order.get(r["variant"], 1 << 30), qpos.get(r["question_id"], 1 << 30)))
-            run_rec = {k: v for k, v in first.items() if k not in ("shard", "schema_version")}
-            run_rec["merged_from"] = [{"path": str(d), "shard": f"{r['shard']['index']}/{n}"} for d, r in members]
-            run_rec["started_at"] = min(r.get("started_at") or "" for _, r in members) or run_rec.get("started_at")
-            run_rec["finished_at"] = max(r.get("finished_at") or "" for _, r in members) or None
+            order = {v: i for i, v in enumerate(first.variants)}
+            qpos = {q: i for i, q in enumerate(first.question_ids)}
+            recs = sorted(best.values(), key=lambda r: (order.get(r.variant, 1 << 30), qpos.get(r.question_id, 1 << 30)))
+            run_rec = {k: v for k, v in first.to_dict().items() if k not in ("shard", "schema_version")}
+            run_rec["merged_from"] = [{"path": str(d), "shard": f"{r.shard.index}/{n}"} for d, r in members]
+            run_rec["started_at"] = min(r.started_at or "" for _, r in members) or first.started_at
+            run_rec["finished_at"] = max(r.finished_at or "" for _, r in members) or None
             store.write_run(run_rec)
-            store.append_many([{k: v for k, v in r.items() if k != "schema_version"} for r in recs])
+            store.append_many(recs)
             store.compact()
-        score_run(target, allow_errors=bool(first.get("config", {}).get("allow_errors")))
+        score_run(target, allow_errors=bool(first.config.get("allow_errors")))
         merged.append(target)
     from ragsafe.experiments.index import RunIndex
 

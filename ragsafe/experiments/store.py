@@ -12,7 +12,6 @@ One process writes a run folder at a time: :meth:`RunStore.lock` takes an exclus
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -21,24 +20,16 @@ try:
 except ImportError:  # not on Windows: no cross-process lock there
     fcntl = None
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
+from ragsafe import records
 from ragsafe.config import ConfigError
+from ragsafe.records import RunManifest, SampleRecord, Summary
 
-SCHEMA_VERSION = 1
-
-
-def _atomic_write(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+SCHEMA_VERSION = records.SAMPLE_VERSION
 
 
-def sample_key(rec: dict) -> tuple[str, str]:
+def sample_key(rec: SampleRecord | dict) -> tuple[str, str]:
     return (rec["variant"], rec["question_id"])
 
 
@@ -57,21 +48,21 @@ class RunStore:
     def exists(self) -> bool:
         return self.run_json.exists()
 
-    def read_run(self) -> dict:
+    def read_run(self) -> RunManifest:
         if not self.run_json.exists():
             raise FileNotFoundError(f"{self.path} is not a ragsafe run folder (no run.json)")
-        return json.loads(self.run_json.read_text(encoding="utf-8"))
+        return records.read_manifest(self.run_json)
 
-    def write_run(self, run: dict) -> None:
+    def write_run(self, run: RunManifest | dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.run_json, {"schema_version": SCHEMA_VERSION, **run})
+        records.write_json(self.run_json, run, records.MANIFEST_VERSION)
 
-    def write_summary(self, summary: dict) -> None:
-        _atomic_write(self.path / "summary.json", {"schema_version": SCHEMA_VERSION, **summary})
+    def write_summary(self, summary: Summary | dict) -> None:
+        records.write_json(self.path / "summary.json", summary, records.SUMMARY_VERSION)
 
-    def read_summary(self) -> dict | None:
+    def read_summary(self) -> Summary | None:
         p = self.path / "summary.json"
-        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+        return records.read_summary(p) if p.exists() else None
 
     def repair(self) -> int:
         """Cut a torn last line (no trailing newline or invalid JSON); return bytes removed."""
@@ -87,7 +78,7 @@ class RunStore:
             last_start = data.rfind(b"\n", 0, max(len(data) - 1, 0)) + 1
             try:
                 if data[last_start:].strip():
-                    json.loads(data[last_start:])
+                    records.parse_line(data[last_start:])
             except ValueError:
                 good = last_start
         if good < len(data):
@@ -97,34 +88,35 @@ class RunStore:
                 os.fsync(f.fileno())
         return len(data) - good
 
-    def iter_samples(self) -> Iterator[dict]:
+    def iter_samples(self) -> Iterator[SampleRecord]:
         """Complete records, one per key: a later answered record supersedes an earlier error record."""
         if not self.samples_path.exists():
             return
-        best: dict[tuple[str, str], dict] = {}
+        best: dict[tuple[str, str], SampleRecord] = {}
         with open(self.samples_path, encoding="utf-8") as f:
-            for line in f:
+            for n, line in enumerate(f, 1):
                 if not line.endswith("\n"):
                     break  # torn tail
                 try:
-                    rec = json.loads(line)
+                    data = records.parse_line(line)
                 except ValueError:
-                    continue
-                k = sample_key(rec)
-                if k not in best or best[k].get("error"):
+                    continue  # garbage left by a crash mid-buffer
+                rec = records.as_sample(data, f"{self.samples_path}:{n}")
+                k = rec.key
+                if k not in best or best[k].error:
                     best[k] = rec  # a later record supersedes an error record
         yield from best.values()
 
-    def samples(self) -> list[dict]:
+    def samples(self) -> list[SampleRecord]:
         return list(self.iter_samples())
 
     def done_keys(self, include_errors: bool = True) -> set[tuple[str, str]]:
-        return {sample_key(r) for r in self.iter_samples() if include_errors or not r.get("error")}
+        return {r.key for r in self.iter_samples() if include_errors or not r.error}
 
-    def append(self, rec: dict) -> None:
+    def append(self, rec: SampleRecord | dict) -> None:
         self.append_many([rec])
 
-    def append_many(self, recs: list[dict]) -> None:
+    def append_many(self, recs: list[SampleRecord | dict]) -> None:
         """Append complete lines with one write and one fsync (a group commit)."""
         if not recs:
             return
@@ -197,6 +189,4 @@ class RunLock:
             self._fd = None
 
 
-def _line(rec: dict) -> str:
-    return json.dumps({"schema_version": SCHEMA_VERSION, **rec}, sort_keys=True, default=str,
-                      ensure_ascii=False) + "\n"
+_line = records.dump_sample_line

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED, CHUNK_OVERLAP, CHUNK_SIZE, DEFAULT_MODEL
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
 from ragsafe.experiments.execute import execute_runs
@@ -61,7 +62,7 @@ TOP_KEYS = {
     "split": "dev or test (default: all questions)",
     "limit": "first N questions in id order",
     "corpus": "registered corpus, folder of .md/.txt, or .jsonl dump (default: demo)",
-    "chunk": "{size: 300, overlap: 50}",
+    "chunk": f"{{size: {CHUNK_SIZE}, overlap: {CHUNK_OVERLAP}}}",
     "chroma": "{path: FOLDER} or {url: http://127.0.0.1:8000}",
     "seeds": "list of sampling seeds, e.g. [0, 1, 2] (default: [0])",
     "endpoints": "list of endpoints (model, base_url, replicas, concurrency, ...)",
@@ -71,7 +72,7 @@ TOP_KEYS = {
     "skip_invalid": "true to run without the benchmark's invalid records",
     "allow_errors": "true to report metrics for variants with error samples",
     "graph_modules": "list of modules or .py files with your own @graph factories",
-    "bootstrap": "{B: 1000, seed: 42}",
+    "bootstrap": f"{{B: {BOOTSTRAP_B}, seed: {BOOTSTRAP_SEED}}}",
 }
 ENDPOINT_KEYS = {
     "name": "a label (default: the model id)",
@@ -277,10 +278,10 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     if not Path(base["corpus"]).exists() and base["corpus"] not in corpora:
         raise c.fail("corpus", f"{base['corpus']!r} is neither a registered corpus nor an existing folder or file",
                      f"use one of {', '.join(corpora.names())}, a folder of .md/.txt files, or a .jsonl dump")
-    chunk = c.table(data.get("chunk", {}), "chunk", "chunk: {size: 300, overlap: 50}")
+    chunk = c.table(data.get("chunk", {}), "chunk", f"chunk: {TOP_KEYS['chunk']}")
     c.keys(chunk, {"size": "", "overlap": ""}, "chunk.")
-    base["chunk_size"] = c.integer(chunk.get("size", 300), "chunk.size", low=1, example=300)
-    base["chunk_overlap"] = c.integer(chunk.get("overlap", 50), "chunk.overlap", low=0, example=50)
+    base["chunk_size"] = c.integer(chunk.get("size", CHUNK_SIZE), "chunk.size", low=1, example=CHUNK_SIZE)
+    base["chunk_overlap"] = c.integer(chunk.get("overlap", CHUNK_OVERLAP), "chunk.overlap", low=0, example=CHUNK_OVERLAP)
     if base["chunk_overlap"] >= base["chunk_size"]:
         raise c.fail("chunk.overlap", f"overlap {base['chunk_overlap']} must be below size {base['chunk_size']}",
                      "lower chunk.overlap")
@@ -291,10 +292,10 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     base["out"] = c.string(data.get("out", "runs"), "out", "runs")
     base["skip_invalid"] = c.boolean(data.get("skip_invalid", False), "skip_invalid")
     base["allow_errors"] = c.boolean(data.get("allow_errors", False), "allow_errors")
-    boot = c.table(data.get("bootstrap", {}), "bootstrap", "bootstrap: {B: 1000, seed: 42}")
+    boot = c.table(data.get("bootstrap", {}), "bootstrap", f"bootstrap: {TOP_KEYS['bootstrap']}")
     c.keys(boot, {"B": "", "seed": ""}, "bootstrap.")
-    base["bootstrap_B"] = c.integer(boot.get("B", 1000), "bootstrap.B", low=1, example=1000)
-    base["bootstrap_seed"] = c.integer(boot.get("seed", 42), "bootstrap.seed", low=0, example=42)
+    base["bootstrap_B"] = c.integer(boot.get("B", BOOTSTRAP_B), "bootstrap.B", low=1, example=BOOTSTRAP_B)
+    base["bootstrap_seed"] = c.integer(boot.get("seed", BOOTSTRAP_SEED), "bootstrap.seed", low=0, example=BOOTSTRAP_SEED)
 
     seeds = data.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -320,7 +321,6 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
 
 
 def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
-    from ragsafe.llm.models import DEFAULT_MODEL
 
     raw = data.get("endpoints")
     if raw is None:
@@ -341,7 +341,7 @@ def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
                          "write e.g. http://127.0.0.1:8000/v1, or local for the embedded server")
         if base_url != "local" and "model" not in e:
             raise c.fail(f"{where}.model", "missing", "name the model id the server serves, e.g. model: qwen2.5-7b-instruct")
-        model = c.string(e.get("model", DEFAULT_MODEL), f"{where}.model", "qwen2.5-coder-1.5b")
+        model = c.string(e.get("model", DEFAULT_MODEL), f"{where}.model", DEFAULT_MODEL)
         replicas = c.strings(e.get("replicas", []), f"{where}.replicas", "replicas: [http://127.0.0.1:8001/v1]")
         for j, r in enumerate(replicas):
             if not r.startswith(("http://", "https://")):

@@ -13,7 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ragsafe import config
+from ragsafe import config, defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +119,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     )
 }
 
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+DEFAULT_MODEL = defaults.DEFAULT_MODEL
 
 
 def get(name: str) -> EmbeddedModel:

@@ -14,6 +14,7 @@ from ragsafe.experiments.plan import prepare
 from ragsafe.experiments.progress import CellLog, QuestionLog
 from ragsafe.experiments.store import RunStore
 from ragsafe.graphs import State, graph
+from ragsafe.records import SampleRecord
 from tests.fault_server import FaultServer
 
 RECORD_FIELDS = {"schema_version", "variant", "graph", "params", "question_id", "answer_key", "seed", "letter",
@@ -99,15 +100,15 @@ def test_progress_lines_carry_rate_and_eta():
     log = CellLog(lines.append, interval=0.0)
     log.start([a, b])
     for cell in (a, b, a, a):
-        log.advance(cell, {"error": None, "question_id": "q"})
-    log.advance(a, {"error": {"type": "RequestFailed"}, "question_id": "q"})
+        log.advance(cell, SampleRecord(variant="v", question_id="q", error=None))
+    log.advance(a, SampleRecord(variant="v", question_id="q", error={"type": "RequestFailed"}))
     status = [x for x in lines if x.startswith("[")]
     assert status and "q/s" in status[-1] and "ETA" in status[-1]
     assert any(x.startswith("done c0: 4/4, 1 errors") for x in lines)
     q = []
     ql = QuestionLog(q.append)
     ql.start([a])
-    ql.advance(a, {"error": None, "correct": True, "letter": "B", "question_id": "x1", "seconds": 0.2})
+    ql.advance(a, SampleRecord(variant="v", error=None, correct=True, letter="B", question_id="x1", seconds=0.2))
     assert q == ["[1/4] c0 x1: B (ok, 0.2s)"]
 
 
