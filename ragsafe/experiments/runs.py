@@ -69,7 +69,7 @@ class LoadedRun:
         """Variant labels, floor and ceiling first, then by label (run.json's key order is not kept)."""
         vs = self.run.variants
         role = {FLOOR: 0, CEILING: 1}
-        return sorted(vs, key=lambda v: (role.get(vs[v].graph or v.split("[")[0], 2), v))
+        return sorted(vs, key=lambda v: (role.get(vs[v].graph or variant_name(v), 2), v))
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
