@@ -6,8 +6,10 @@ the graph then searches with the question itself.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import STR, Role, Structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -20,7 +22,7 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nWrite at most {n} sub-questions."
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
-ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH, max_tokens=160)
 MAX_CHARS = 300
 
 
@@ -57,9 +59,7 @@ async def decompose(
     options: dict[str, str],
     *,
     n: int = 3,
-    max_tokens: int = 160,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Ask for at most ``n`` sub-questions.
 
@@ -68,9 +68,7 @@ async def decompose(
         question: the question stem.
         options: letter -> option text.
         n: maximum number of sub-questions kept.
-        max_tokens: completion budget of the JSON reply.
-        temperature: sampling temperature.
-        seed: sampling seed.
+        **sampling: ``max_tokens`` (default 160), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
 
     Returns:
         :class:`Structured` whose ``value`` is the list of sub-questions ([] when unparseable).
@@ -82,4 +80,4 @@ async def decompose(
     return await ROLE.ask(
         llm, validate=lambda obj: parse_subquestions(obj, n), fallback=[],
         schema=obj_schema({"subquestions": {"type": "array", "items": STR, "maxItems": max(n, 1)}}),
-        max_tokens=max_tokens, temperature=temperature, seed=seed, question=question, options=options, n=n)
+        question=question, options=options, n=n, **sampling)

@@ -6,8 +6,10 @@ recorded as a fallback in the trace.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import Role, Structured, obj_schema
+from ragsafe.agents.structured import Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -21,7 +23,7 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nIs the passage relevant?"
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
-ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH, max_tokens=20)
 SCHEMA = obj_schema({"relevant": {"type": "boolean"}})
 
 _TRUE = {"true", "yes", "relevant", "1"}
@@ -46,9 +48,7 @@ async def grade(
     passage: str,
     *,
     fallback: bool = True,
-    max_tokens: int = 20,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Grade one passage.
 
@@ -58,9 +58,7 @@ async def grade(
         options: letter -> option text.
         passage: the chunk text.
         fallback: the verdict used when the reply cannot be parsed.
-        max_tokens: completion budget of the JSON reply.
-        temperature: sampling temperature.
-        seed: sampling seed.
+        **sampling: ``max_tokens`` (default 20), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
 
     Returns:
         :class:`Structured` whose ``value`` is True (relevant) or False.
@@ -69,6 +67,5 @@ async def grade(
         >>> asyncio.run(grade(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         True
     """
-    return await ROLE.ask(llm, validate=_verdict, fallback=fallback, schema=SCHEMA, max_tokens=max_tokens,
-                          temperature=temperature, seed=seed, question=question, options=options,
-                          passage=passage.strip())
+    return await ROLE.ask(llm, validate=_verdict, fallback=fallback, schema=SCHEMA, question=question,
+                          options=options, passage=passage.strip(), **sampling)

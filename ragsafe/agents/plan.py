@@ -9,9 +9,9 @@ back to researching every option with default queries (recorded as ``fallback: t
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Unpack
 
-from ragsafe.agents.structured import STR, Role, Structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 PLAN_SYSTEM = (
@@ -25,7 +25,7 @@ PLAN_SYSTEM = (
 PLAN_USER = "Plan the research for this question.\n\nQuestion: {question}\n\nOptions:\n{options}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
 
-ROLE = Role(PLAN_SYSTEM, PLAN_USER)
+ROLE = Role(PLAN_SYSTEM, PLAN_USER, max_tokens=200)
 """The trace names the plan prompt by its system prompt's hash."""
 
 CONTRA_SUFFIX = "differential diagnosis, mimics and features against"
@@ -91,9 +91,7 @@ async def plan(
     options: dict[str, str],
     *,
     max_options: int | None = None,
-    max_tokens: int = 200,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Ask the supervisor for a research plan; ``.value`` is always a :class:`Plan`.
 
@@ -102,10 +100,10 @@ async def plan(
         question: the question stem.
         options: letter -> option text.
         max_options: keep at most this many planned options (None: no cap).
-        max_tokens: cap on the JSON reply.
+        **sampling: ``max_tokens`` (default 200), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
     """
     return await ROLE.ask(
         llm, validate=validator(question, options, max_options), fallback=all_options(question, options),
         schema=obj_schema({"options": {"type": "array", "items": {"enum": list(options)}},
                            "queries": {"type": "object", "additionalProperties": STR}}),
-        max_tokens=max_tokens, temperature=temperature, seed=seed, question=question, options=options)
+        question=question, options=options, **sampling)

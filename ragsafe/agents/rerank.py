@@ -8,9 +8,10 @@ reply fails the retrieval ranking is unchanged.
 from __future__ import annotations
 
 import math
+from typing import Unpack
 
 from ragsafe.agents.answer import prompt_hash
-from ragsafe.agents.structured import Role, Structured, obj_schema
+from ragsafe.agents.structured import Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -23,7 +24,7 @@ SYSTEM_PROMPT = (
 USER_TEMPLATE = "Question: {question}\n\nOptions:\n{options}\n\nPassage:\n{passage}\n\nScore (0-10):"
 
 PROMPT_HASH = prompt_hash(SYSTEM_PROMPT, USER_TEMPLATE)
-ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH, max_tokens=20)
 SCHEMA = obj_schema({"score": {"type": "integer", "minimum": 0, "maximum": 10}})
 NEUTRAL_SCORE = 5.0
 """Score given to a passage whose reply could not be parsed."""
@@ -44,10 +45,7 @@ async def score(
     question: str,
     options: dict[str, str],
     passage: str,
-    *,
-    max_tokens: int = 20,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Score one passage.
 
@@ -56,9 +54,7 @@ async def score(
         question: the question stem.
         options: letter -> option text.
         passage: the chunk text.
-        max_tokens: completion budget of the JSON reply.
-        temperature: sampling temperature.
-        seed: sampling seed.
+        **sampling: ``max_tokens`` (default 20), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
 
     Returns:
         :class:`Structured` whose ``value`` is the score (``NEUTRAL_SCORE`` when unparseable).
@@ -67,6 +63,5 @@ async def score(
         >>> asyncio.run(score(llm, q.question, q.options, chunk.page_content)).value  # doctest: +SKIP
         8.0
     """
-    return await ROLE.ask(llm, validate=_score, fallback=NEUTRAL_SCORE, schema=SCHEMA, max_tokens=max_tokens,
-                          temperature=temperature, seed=seed, question=question, options=options,
-                          passage=passage.strip())
+    return await ROLE.ask(llm, validate=_score, fallback=NEUTRAL_SCORE, schema=SCHEMA, question=question,
+                          options=options, passage=passage.strip(), **sampling)

@@ -8,8 +8,10 @@ text for an option query, else the question followed by its options.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from ragsafe.agents.answer import format_options, prompt_hash
-from ragsafe.agents.structured import STR, Role, Structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYSTEM_PROMPT = (
@@ -32,7 +34,7 @@ TASK_OPTION = "Write one search query that finds evidence for or against option 
 PROMPT_HASH = prompt_hash(
     SYSTEM_PROMPT, USER_TEMPLATE, HISTORY_TEMPLATE, FOUND_TEMPLATE, FEEDBACK_TEMPLATE, TASK_QUESTION, TASK_OPTION
 )
-ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH)
+ROLE = Role(SYSTEM_PROMPT, USER_TEMPLATE, PROMPT_HASH, max_tokens=64)
 SCHEMA = obj_schema({"query": STR})
 MAX_QUERY_CHARS = 300
 
@@ -52,20 +54,6 @@ def _query(obj: dict) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError('no non-empty "query" string')
     return " ".join(value.split())[:MAX_QUERY_CHARS]
-
-
-def build_user(
-    question: str,
-    options: dict[str, str],
-    *,
-    letter: str | None = None,
-    previous: list[str] = (),
-    found_titles: list[str] = (),
-    judged_irrelevant: bool = False,
-) -> str:
-    """The user message (see :data:`USER_TEMPLATE`)."""
-    return ROLE.render(question=question, options=options,
-                       **_context(options, letter, previous, found_titles, judged_irrelevant))
 
 
 def _context(options: dict[str, str], letter: str | None, previous: list[str], found_titles: list[str],
@@ -89,9 +77,7 @@ async def rewrite(
     previous: list[str] = (),
     found_titles: list[str] = (),
     judged_irrelevant: bool = False,
-    max_tokens: int = 64,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Ask for one search query.
 
@@ -103,9 +89,7 @@ async def rewrite(
         previous: queries already searched (the model is asked for a new one).
         found_titles: titles of the passages those queries found.
         judged_irrelevant: say that those passages were judged not relevant (corrective RAG).
-        max_tokens: completion budget of the JSON reply.
-        temperature: sampling temperature.
-        seed: sampling seed.
+        **sampling: ``max_tokens`` (default 64), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
 
     Returns:
         :class:`Structured` whose ``value`` is the query string (the fallback query when unparseable).
@@ -116,5 +100,5 @@ async def rewrite(
         ('giant bulla versus pneumothorax CT', False)
     """
     return await ROLE.ask(llm, validate=_query, fallback=fallback_query(question, options, letter), schema=SCHEMA,
-                          max_tokens=max_tokens, temperature=temperature, seed=seed, question=question,
-                          options=options, **_context(options, letter, previous, found_titles, judged_irrelevant))
+                          question=question, options=options,
+                          **_context(options, letter, previous, found_titles, judged_irrelevant), **sampling)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Callable, Mapping
+import string
+from typing import Any, Callable, Mapping, TypedDict
 
 from ragsafe.agents.answer import call_summary, format_options
 from ragsafe.agents.answer import prompt_hash as _hash
@@ -132,6 +133,17 @@ async def ask_structured(
         return Structured(fallback, comp.text, True, f"JSON did not fit: {e}", comp.to_record(), h)
 
 
+class Sampling(TypedDict, total=False):
+    """Decoding settings every role call takes (``**sampling``); unset keys take the role's defaults."""
+
+    max_tokens: int
+    """Completion budget of the JSON reply (default: the role's :attr:`Role.max_tokens`)."""
+    temperature: float
+    """Sampling temperature (default 0: greedy)."""
+    seed: int | None
+    """Sampling seed passed to the server (default None)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Role:
     """One JSON-mode LLM role: the prompts it sends and the hash that names them in traces.
@@ -149,19 +161,26 @@ class Role:
     :func:`~ragsafe.agents.answer.format_options` block; any other field comes from ``ask``."""
     prompt_hash: str | None = None
     """Hash named in the trace; None: the hash of the system prompt (see :func:`ask_structured`)."""
+    max_tokens: int = 200
+    """Default completion budget of the JSON reply."""
 
     def render(self, *, question: str | None = None, options: Mapping[str, str] | None = None, **fields: Any) -> str:
-        """The user message for these fields."""
+        """The user message for these fields; a field the template does not name is an error (a typo
+        in a keyword argument would otherwise vanish silently)."""
         if question is not None:
             fields["question"] = question.strip()
         if options is not None:
             fields["options"] = format_options(options)
+        unused = set(fields) - {f for _, f, _, _ in string.Formatter().parse(self.user) if f}
+        if unused:
+            raise TypeError(f"unexpected field(s) {sorted(unused)} for this role's user template")
         return self.user.format(**fields)
 
-    async def ask(self, llm: LLM, *, validate: Callable[[dict], Any], fallback: Any, max_tokens: int,
+    async def ask(self, llm: LLM, *, validate: Callable[[dict], Any], fallback: Any, max_tokens: int | None = None,
                   temperature: float = 0.0, seed: int | None = None, schema: dict | None = None,
                   **fields: Any) -> Structured:
         """Render the user message from ``fields`` (:meth:`render`) and make the call (:func:`ask_structured`)."""
         return await ask_structured(llm, self.system, self.render(**fields), validate=validate, fallback=fallback,
-                                    max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                    max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+                                    temperature=temperature, seed=seed,
                                     prompt_hash=self.prompt_hash, schema=schema)

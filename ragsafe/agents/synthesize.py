@@ -10,9 +10,9 @@ alone (``fallback: true`` in the trace).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Unpack
 
-from ragsafe.agents.structured import STR, Role, Structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 SYNTH_SYSTEM = (
@@ -26,7 +26,7 @@ SYNTH_SYSTEM = (
 SYNTH_USER = "Write the report from these research notes.\n\nQuestion: {question}\n\nResearch notes:\n{notes}\n\nJSON:"
 """User message; the first line is fixed so the prompt hash identifies the template."""
 
-ROLE = Role(SYNTH_SYSTEM, SYNTH_USER)
+ROLE = Role(SYNTH_SYSTEM, SYNTH_USER, max_tokens=250)
 """The trace names the synthesis prompt by its system prompt's hash."""
 SCHEMA = obj_schema({"findings": {"type": "object", "additionalProperties": STR}, "summary": STR})
 
@@ -117,9 +117,7 @@ async def synthesize(
     notes: list[OptionNotes],
     *,
     excerpt_chars: int = 300,
-    max_tokens: int = 250,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Ask for findings and a summary; ``.value`` is a :class:`Synthesis` or None (the fallback).
 
@@ -128,8 +126,7 @@ async def synthesize(
         question: the question stem.
         notes: per-option research notes, in letter order.
         excerpt_chars: each evidence excerpt in the prompt is cut to this many characters.
-        max_tokens: cap on the JSON reply (keeps the report short).
+        **sampling: ``max_tokens`` (default 250), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
     """
     return await ROLE.ask(llm, validate=validator([n.letter for n in notes]), fallback=None, schema=SCHEMA,
-                          max_tokens=max_tokens, temperature=temperature, seed=seed, question=question,
-                          notes=format_notes(notes, excerpt_chars))
+                          question=question, notes=format_notes(notes, excerpt_chars), **sampling)

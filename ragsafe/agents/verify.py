@@ -13,11 +13,11 @@ researched option against its evidence).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Unpack
 
 from langchain_core.documents import Document
 
-from ragsafe.agents.structured import STR, Role, Structured, obj_schema
+from ragsafe.agents.structured import STR, Role, Sampling, Structured, obj_schema
 from ragsafe.llm.client import LLM
 
 VERDICTS = ("supported", "contradicted", "insufficient")
@@ -44,7 +44,7 @@ VERIFY_USER = (
 )
 """User message. The first line is fixed, so the recorded prompt hash identifies the template."""
 
-ROLE = Role(VERIFY_SYSTEM, VERIFY_USER)
+ROLE = Role(VERIFY_SYSTEM, VERIFY_USER, max_tokens=120)
 """The trace names the verifier prompt by its system prompt's hash."""
 SCHEMA = obj_schema(
     {"verdict": {"enum": list(VERDICTS)}, "reason": STR},
@@ -157,9 +157,7 @@ async def verify(
     evidence: list[Document],
     *,
     evidence_chars: int | None = 800,
-    max_tokens: int = 120,
-    temperature: float = 0.0,
-    seed: int | None = None,
+    **sampling: Unpack[Sampling],
 ) -> Structured:
     """Ask whether ``evidence`` supports option ``letter``; ``.value`` is always a :class:`Verdict`.
 
@@ -170,7 +168,7 @@ async def verify(
         letter: the option to check (e.g. the chosen answer).
         evidence: passages, numbered in the prompt in this order.
         evidence_chars: each passage is cut to this many characters (None: whole passages).
-        max_tokens: cap on the JSON reply.
+        **sampling: ``max_tokens`` (default 120), ``temperature``, ``seed`` (:class:`~ragsafe.agents.structured.Sampling`).
 
     Example:
         >>> s = await verify(llm, q.question, q.options, "B", docs)   # doctest: +SKIP
@@ -180,8 +178,8 @@ async def verify(
     return await ROLE.ask(
         llm, validate=validator(list(options), letter, len(evidence)),
         fallback=Verdict(FALLBACK_VERDICT, reason="unparsed verifier reply"), schema=SCHEMA,
-        max_tokens=max_tokens, temperature=temperature, seed=seed, evidence=format_evidence(evidence, evidence_chars),
-        question=question, options=options, letter=letter, option=options.get(letter, ""))
+        evidence=format_evidence(evidence, evidence_chars), question=question, options=options, letter=letter,
+        option=options.get(letter, ""), **sampling)
 
 
 def trace(s: Structured, role: str = "verify", **extra) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from langgraph.types import Send
 from ragsafe.agents import grade as grade_agent
 from ragsafe.agents import rewrite as rewrite_agent
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.hybrid import interleave_unique
 
 
@@ -69,8 +69,7 @@ class Params:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 0")
         if self.grade_fallback not in ("relevant", "irrelevant"):
             raise ValueError(f"grade_fallback={self.grade_fallback!r}: choose 'relevant' or 'irrelevant'")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``grade=false``: 1. Else 1 answer + ``k`` grades of the first search + per rewrite round 1

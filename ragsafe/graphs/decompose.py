@@ -18,7 +18,7 @@ from langgraph.types import Send
 
 from ragsafe.agents import decompose as decompose_agent
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.hybrid import interleave_unique
 
 
@@ -48,8 +48,7 @@ class Params:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if self.max_subquestions < 0:
             raise ValueError(f"max_subquestions={self.max_subquestions}: must be >= 0")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1 decomposition (none when ``max_subquestions=0``) + 1 answer; the searches make no LLM call."""

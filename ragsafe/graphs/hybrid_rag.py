@@ -13,7 +13,7 @@ import dataclasses
 from langgraph.graph import END, START, StateGraph
 
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.bm25 import bm25_for
 from ragsafe.retrievers.hybrid import HybridRetriever
 
@@ -51,8 +51,7 @@ class Params:
         if self.rrf_k < 0:
             raise ValueError(f"rrf_k={self.rrf_k}: must be >= 0")
         parse_weights(self.weights)
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1: the answer. BM25, dense search and fusion make no LLM call, whatever the params."""

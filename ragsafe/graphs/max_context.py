@@ -26,7 +26,7 @@ from langgraph.graph import END, START, StateGraph
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 
 PROBE_TEXT = "Tokenizer probe: pleural effusion."
 _http_client = httpx.AsyncClient
@@ -59,8 +59,7 @@ class Params:
             raise ValueError(f"counter={self.counter!r}: choose auto, server, embedder or chars")
         if self.margin < 0:
             raise ValueError(f"margin={self.margin}: must be >= 0")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
         if self.max_chunks < 1:
             raise ValueError(f"max_chunks={self.max_chunks}: must be >= 1")
 

@@ -26,8 +26,7 @@ from langgraph.types import Send
 from ragsafe.agents import plan as plan_agent
 from ragsafe.agents import synthesize as synth_agent
 from ragsafe.agents import verify as verify_agent
-from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
-from ragsafe.corpora.schema import Question
+from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS, Question
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
 

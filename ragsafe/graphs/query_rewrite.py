@@ -20,7 +20,7 @@ from langgraph.types import Send
 from ragsafe.agents import rewrite as rewrite_agent
 from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.hybrid import interleave_unique
 
 
@@ -56,8 +56,7 @@ class Params:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if self.max_rounds < 0:
             raise ValueError(f"max_rounds={self.max_rounds}: must be >= 0")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """1 answer + ``max_rounds`` rounds of rewrites, 1 per round (``per_option``: 1 per option, the

@@ -18,7 +18,7 @@ from langgraph.types import Send
 
 from ragsafe.agents import rerank as rerank_agent
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.rerank import EmbeddingReranker, embedder_of, order_by_scores
 
 RERANKERS = ("llm", "embedding", "none")
@@ -47,8 +47,7 @@ class Params:
             raise ValueError(f"n_candidates={self.n_candidates}: must be >= k ({self.k})")
         if self.reranker not in RERANKERS:
             raise ValueError(f"reranker={self.reranker!r}: choose one of {', '.join(RERANKERS)}")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``reranker="llm"``: 1 score per retrieved candidate + 1 answer = ``n_candidates + 1`` (a store

@@ -9,6 +9,15 @@ from langgraph.graph import END, START, StateGraph
 from ragsafe.agents.answer import format_options
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
 
+QUERY_MODES = ("question", "question+options")
+"""What a graph's first search may use: the stem (the paper's) or the stem followed by the options block."""
+
+
+def check_query(mode: str) -> None:
+    """Raise ValueError unless ``mode`` is one of :data:`QUERY_MODES` (for a params ``__post_init__``)."""
+    if mode not in QUERY_MODES:
+        raise ValueError(f"query={mode!r}: choose 'question' or 'question+options'")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Params:
@@ -20,8 +29,7 @@ class Params:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k={self.k}: must be >= 1")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
 
 
 def query_text(state: State, mode: str) -> str:

@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from ragsafe.agents import verify as verify_agent
 from ragsafe.agents.plan import default_query
 from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
-from ragsafe.graphs.standard_rag import query_text
+from ragsafe.graphs.standard_rag import check_query, query_text
 
 _RANK = {"contradicted": 0, "insufficient": 1, "supported": 2}
 
@@ -63,8 +63,7 @@ class Params:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if self.max_rounds < 0:
             raise ValueError(f"max_rounds={self.max_rounds}: must be >= 0")
-        if self.query not in ("question", "question+options"):
-            raise ValueError(f"query={self.query!r}: choose 'question' or 'question+options'")
+        check_query(self.query)
         if self.gap_query not in ("option", "verifier"):
             raise ValueError(f"gap_query={self.gap_query!r}: choose 'option' or 'verifier'")
         if self.pick not in ("last", "best"):

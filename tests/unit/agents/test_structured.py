@@ -79,11 +79,12 @@ def test_every_role_that_shows_options_shows_the_answerers_block():
     block = format_options(OPTS)
     assert block in build_messages("What?", OPTS)[1]["content"]
     llm = ScriptedLLM(lambda m: "{}")
-    names = list(_roles(llm))
+    names = []
     for name, coro in _roles(llm).items():
         run(coro)
+        names.append(name)
     users = [r["messages"][1]["content"] for r in llm.requests]
-    for name, user in zip(names, users):
+    for name, user in zip(names, users, strict=True):
         if name != "synthesize":  # the synthesizer reads research notes, not the options list
             assert block in user, name
         assert "What?" in user, name
@@ -98,3 +99,13 @@ def test_every_role_sends_a_closed_schema_and_records_its_fallback_on_junk():
     for r in llm.requests:
         schema = r["response_format"]["schema"]
         assert schema["type"] == "object" and schema["additionalProperties"] is False
+
+
+def test_roles_take_their_own_token_budget_unless_told_and_refuse_unknown_settings():
+    llm = ScriptedLLM(lambda m: '{"relevant": true}')
+    run(grade.grade(llm, "Q?", OPTS, "p"))
+    run(grade.grade(llm, "Q?", OPTS, "p", max_tokens=7, temperature=0.4, seed=5))
+    assert [(r["max_tokens"], r["temperature"], r["seed"]) for r in llm.requests] == [(20, 0.0, None), (7, 0.4, 5)]
+    with pytest.raises(TypeError, match="temprature"):
+        run(grade.grade(llm, "Q?", OPTS, "p", temprature=0.4))  # a typo is an error, not a silent default
+    assert len(llm.requests) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -554,3 +555,15 @@ def test_params_from_command_line_strings():
     assert p.per_option is True and p.max_rounds == 2
     p = graphs.get("hybrid_rag").make_params({"weights": "0.5, 2", "rrf_k": "10"})
     assert p.rrf_k == 10.0 and p.weights == "0.5, 2"
+
+
+QUERY_GRAPHS = [n for n in graphs.names() if "query" in {f.name for f in dataclasses.fields(graphs.get(n).params)}]
+
+
+@pytest.mark.parametrize("name", QUERY_GRAPHS)
+def test_every_graph_with_a_query_param_takes_the_same_modes(name):
+    spec = graphs.get(name)
+    for mode in ("question", "question+options"):
+        assert spec.make_params({"query": mode}).query == mode
+    with pytest.raises(ConfigError, match=f"{name}: query='options': choose 'question' or 'question\\+options'"):
+        spec.make_params({"query": "options"})
