@@ -85,7 +85,10 @@ class Structured:
     prompt_hash: str
 
     def trace(self, role: str) -> dict[str, Any]:
-        info = {"role": role, "prompt_hash": self.prompt_hash, "output": self.value,
+        """The trace entry of this call; a value with ``as_dict()`` (plan, verdict, synthesis) is
+        recorded as that plain dict, so trace entries stay JSON."""
+        output = self.value.as_dict() if hasattr(self.value, "as_dict") else self.value
+        info = {"role": role, "prompt_hash": self.prompt_hash, "output": output,
                 "llm_calls": [call_summary(self.call)]}
         if self.fallback:
             info["fallback"] = True

@@ -183,7 +183,5 @@ async def verify(
 
 
 def trace(s: Structured, role: str = "verify", **extra) -> dict[str, Any]:
-    """``Structured.trace`` with the verdict as a plain dict (trace entries stay JSON)."""
-    info = s.trace(role)
-    info["output"] = s.value.as_dict()
-    return {**info, **extra}
+    """``Structured.trace`` under ``role`` with ``extra`` keys added."""
+    return {**s.trace(role), **extra}

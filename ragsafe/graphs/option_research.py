@@ -250,9 +250,7 @@ def build(deps: Deps, params: Params):
                                                     "skipped": "plan=false"}}
         s = await plan_agent.plan(deps.llm, q.question, q.options, max_options=params.max_options or None,
                                   max_tokens=params.plan_tokens, seed=deps.policy.seed)
-        info = s.trace("plan")
-        info["output"] = s.value.as_dict()
-        return {"plan": s.value.as_dict(), "_trace": info}
+        return {"plan": s.value.as_dict(), "_trace": s.trace("plan")}
 
     def fan_out(state: ResearchRAGState) -> list[Send]:
         p = state["plan"]
@@ -270,10 +268,9 @@ def build(deps: Deps, params: Params):
         report = synth_agent.render_report(on, s.value, excerpt_chars=params.excerpt_chars,
                                            max_chars=params.report_chars)
         docs = _evidence(notes)
-        info = s.trace("synthesize")
-        info["output"] = s.value.as_dict() if s.value else None
         return {"report": report, "context": report, "chunks": docs,
-                "_trace": {**info, "report_chars": len(report), "options": [n["option"] for n in notes]}}
+                "_trace": {**s.trace("synthesize"), "report_chars": len(report),
+                           "options": [n["option"] for n in notes]}}
 
     @traced("evidence")
     async def raw_evidence(state: ResearchRAGState) -> dict:
