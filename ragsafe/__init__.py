@@ -13,7 +13,7 @@ from ragsafe.config import ConfigError, EndpointConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "graph", "Deps", "State", "__version__"]
+__all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "load_run", "graph", "Deps", "State", "__version__"]
 
 
 def __getattr__(name):  # heavy imports (torch, chromadb) only when used
@@ -21,6 +21,10 @@ def __getattr__(name):  # heavy imports (torch, chromadb) only when used
         from ragsafe.experiments.config import RunConfig
 
         return RunConfig
+    if name == "load_run":
+        from ragsafe.experiments.frames import load_runs
+
+        return load_runs
     if name == "run":
         from ragsafe.experiments.execute import run
 

@@ -75,7 +75,12 @@ def cmd_report(a) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "ensemble": ens}, indent=1, default=str),
                                 encoding="utf-8")
-    for kind, path in (("markdown", a.md), ("html", a.html), ("csv", a.csv), ("json", a.json)):
+    if a.parquet:
+        from ragsafe.experiments.frames import load_runs
+
+        load_runs(a.run_dir).to_parquet(a.parquet)
+    for kind, path in (("markdown", a.md), ("html", a.html), ("csv", a.csv), ("json", a.json),
+                       ("parquet tables (samples, summary, comparisons, questions)", a.parquet)):
         if path:
             print(f"wrote {kind}: {path}")
     return 0
@@ -137,6 +142,9 @@ def register(sub) -> None:
     p.add_argument("--md", default=None, help="write the Markdown report here")
     p.add_argument("--csv", default=None, help="write every estimate in long format here")
     p.add_argument("--json", default=None, help="write the full analysis as JSON here")
+    p.add_argument("--parquet", default=None, metavar="DIR",
+                   help="write the DataFrames of ragsafe.load_run (samples, summary, comparisons, questions) "
+                        "as Parquet files into DIR (needs the 'frames' extra: pandas, pyarrow)")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="an extra paired comparison of two graphs (variant, or variant@model with several models)")
     p.add_argument("--members", default=None, help="models of the ensemble section (comma-separated; default all)")
