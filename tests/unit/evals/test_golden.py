@@ -8,11 +8,18 @@ every file of the RadSaFE export. Compared as parsed JSON (key order is not part
 the three-model analysis behind ``ragsafe report --json`` and the long CSV rows. No field is
 dropped: the fixture summaries carry no time or version dependent value (``schema_version`` is the
 record format's, ``samples_bytes`` the size of the fixture's samples file).
+
+``golden/smollm2-demo/`` is a real run (smollm2-135m on the demo split, five graphs, made by the
+d09fcc0 code; 58 of its 60 records, as the run stood when it was copied, so two graphs are
+"incomplete"), with the summary.json d09fcc0's ``score_run_dir("smollm2-demo")`` wrote: re-scored
+by today's code it must come out byte-identical too (chunk texts rebuilt from the bundled demo
+corpus, so the attribution's conflict-support test runs on real retrieved chunks).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,3 +71,14 @@ def test_three_model_analysis_and_csv_rows_match(runs):
     assert json.loads(json.dumps(summary, default=str)) == want
     want_rows = json.loads((GOLDEN / "report.csv.json").read_text(encoding="utf-8"))
     assert json.loads(json.dumps(csv_rows(summary), default=str)) == want_rows
+
+
+def test_real_smollm2_run_rescored_is_byte_identical(tmp_path, monkeypatch):
+    shutil.copytree(GOLDEN / "smollm2-demo", tmp_path / "smollm2-demo",
+                    ignore=shutil.ignore_patterns("summary.json"))
+    monkeypatch.chdir(tmp_path)
+    score_run_dir("smollm2-demo")
+    got = Path("smollm2-demo/summary.json").read_bytes()
+    assert got == (GOLDEN / "smollm2-demo" / "summary.json").read_bytes()
+    statuses = {v: c["status"] for v, c in json.loads(got)["variants"].items()}
+    assert statuses["closed_book"] == "ok" and "incomplete" in statuses["standard_rag[k=2]"]
