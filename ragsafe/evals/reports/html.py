@@ -48,26 +48,26 @@ def _img(b64: str | None, alt: str, empty: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20) -> str:
-    """The whole page as one string."""
+_EMPTY = {
+    "calibration-table": "No confidence source: no graph carries self-consistency ballots or letter distributions.",
+    "comparison-table": f"No paired comparison: the report has no {FLOOR} or {CEILING} graph (pass --compare A B).",
+    "attribution-table": "No scored graph.",
+    "worst-case-table": "No scored graph.",
+}
+"""What a section says when its table is empty (the other tables' sections are left out then)."""
+
+
+def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list[str]:
+    """Every section of the page in reading order: tables, figures, diagrams."""
     tables = {t.id: t for t in all_tables(summary, ensemble, top)}
     parts: list[str] = []
-    empty = {
-        "sc-table": None,
-        "calibration-table": "No confidence source: no graph carries self-consistency ballots or letter distributions.",
-        "gap-table": None,
-        "comparison-table": f"No paired comparison: the report has no {FLOOR} or {CEILING} graph "
-                            "(pass --compare A B).",
-        "attribution-table": "No scored graph.",
-        "worst-case-table": "No scored graph.",
-    }
 
-    def table_section(tid: str, fallback_title: str) -> None:
+    def table_section(tid: str, fallback_title: str = "") -> None:
         t = tables.get(tid)
         if t is not None:
             parts.append(_section(tid, t.title, _table_html(t)))
-        elif empty.get(tid):
-            parts.append(_section(tid, fallback_title, f'<p class="empty">{html.escape(empty[tid])}</p>'))
+        elif _EMPTY.get(tid):
+            parts.append(_section(tid, fallback_title, f'<p class="empty">{html.escape(_EMPTY[tid])}</p>'))
 
     table_section("graph-table", "Graphs and conditions")
     parts.append(_section("scatter", "Accuracy vs high-risk errors",
@@ -75,30 +75,32 @@ def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ra
                                "n/a: the benchmark has no option labels, so no high-risk rate.")))
     parts.append(_section("metric-bars", "Metrics with 95% CIs",
                           _img(bars_png(summary), "per-metric bars", "No scored graph.")))
-    table_section("sc-table", "Self-consistency")
+    table_section("sc-table")
     parts.append(_section("reliability", "Reliability diagrams",
-                          _img(reliability_png(summary), "reliability diagram",
-                               "No confidence source: no graph carries self-consistency ballots or letter "
-                               "distributions.")))
+                          _img(reliability_png(summary), "reliability diagram", _EMPTY["calibration-table"])))
     table_section("calibration-table", "Confidence and calibration by source")
-    table_section("gap-table", "Gap closed")
+    table_section("gap-table")
     table_section("comparison-table", "Paired comparisons")
-    for tid, t in tables.items():
+    for tid in tables:
         if tid.startswith("breakdown-"):
-            parts.append(_section(tid, t.title, _table_html(t)))
+            table_section(tid)
     table_section("attribution-table", "Step attribution of wrong answers")
     ap = attribution_png(summary)
     if ap:
         parts.append(_section("attribution-chart", "Attribution chart", _img(ap, "attribution chart", "")))
     for tid in ("attribution-high-risk-table", "evidence-round-table"):
-        if tid in tables:
-            parts.append(_section(tid, tables[tid].title, _table_html(tables[tid])))
+        table_section(tid)
     table_section("worst-case-table", "Worst-case questions")
-    if "ensemble-table" in tables:
-        parts.append(_section("ensemble-table", tables["ensemble-table"].title, _table_html(tables["ensemble-table"])))
+    table_section("ensemble-table")
     diagrams = graph_diagrams(summary)
     if diagrams:
         parts.append(_section("graph-diagrams", "Graph diagrams", diagrams))
+    return parts
+
+
+def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20) -> str:
+    """The whole page as one string."""
+    parts = sections(summary, ensemble, top)
     nav = "".join(f'<a href="#{sid}">{sid.replace("-", " ")}</a>' for sid in
                   [p.split('"')[1] for p in parts])
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
