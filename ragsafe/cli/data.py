@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ragsafe.cli.common import chroma_args, split_arg, split_of
+
 
 def _report_json(rep) -> dict:
     return {"info": rep.info, "ks": list(rep.ks), "depth": rep.depth, "overall": rep.overall,
@@ -17,7 +19,7 @@ def cmd_retrieval_eval(a) -> int:
     from ragsafe.evals.metrics import retrieval as rev
     from ragsafe.experiments.retrieval import run as retrieval_run
     chunk = ChunkParams(size=a.chunk_size, overlap=a.chunk_overlap)
-    common = dict(ks=a.k, split=a.split, chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk=chunk,
+    common = dict(ks=a.k, split=split_of(a), chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk=chunk,
                   depth=a.depth)
     reports = [retrieval_run(a.benchmark, a.corpus, **common)]
     if a.distractors:
@@ -59,17 +61,13 @@ def register(sub) -> None:
     p = sub.add_parser("retrieval-eval", help="recall@k / MRR / nDCG of the gold articles with the question as "
                        "query (the retrieval ceiling of standard RAG)")
     p.add_argument("--benchmark", default="demo", help="registered benchmark or a file spec (needs gold_doc_ids)")
-    p.add_argument("--corpus", default="demo", help="registered corpus, folder of .md/.txt, or .jsonl dump")
     p.add_argument("--k", type=int, nargs="+", default=[1, 5, 10], help="cut-offs in chunks (default 1 5 10)")
     p.add_argument("--depth", type=int, default=None, help="chunks retrieved per question (default: largest k)")
-    p.add_argument("--split", default=None, choices=[None, "dev", "test"])
+    split_arg(p)
     p.add_argument("--distractors", action="append", default=[],
                    help="also evaluate with this corpus mixed in (e.g. radlabels) and report the drop; repeat")
     p.add_argument("--misses", action="store_true", help="list questions whose gold articles were not all found")
-    p.add_argument("--chroma-path", default=None, help="PersistentClient folder (default $RAGSAFE_HOME/chroma)")
-    p.add_argument("--chroma-url", default=None, help="URL of a `chroma run` server")
-    p.add_argument("--chunk-size", type=int, default=300)
-    p.add_argument("--chunk-overlap", type=int, default=50)
+    chroma_args(p)
     p.add_argument("--md", default=None, help="also write the tables as Markdown to this file")
     p.add_argument("--json", default=None, help="also write overall, per-subspecialty and per-question results")
     p.set_defaults(fn=cmd_retrieval_eval)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
+
 
 def _stats_args(p) -> None:
-    p.add_argument("--B", type=int, default=None, help="bootstrap resamples (default: the run's, else 1000)")
-    p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the run's, else 42)")
+    p.add_argument("--B", type=int, default=None, help=f"bootstrap resamples (default: the run's, else {BOOTSTRAP_B})")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"bootstrap seed (default: the run's, else {BOOTSTRAP_SEED})")
     p.add_argument("--threshold", type=float, default=0.80,
                    help="dangerous-overconfidence confidence threshold (default 0.80)")
     p.add_argument("--allow-errors", action="store_true", help="score graphs with error samples (errors = null)")
@@ -33,9 +36,9 @@ def _analysis(a):
 
     runs = [load_run(d) for d in a.run_dir]
     arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)
-    cfg = runs[0].run.get("config") or {}
-    B = a.B or cfg.get("bootstrap_B", 1000)
-    seed = cfg.get("bootstrap_seed", 42) if a.seed is None else a.seed
+    cfg = runs[0].run.config
+    B = a.B or cfg.get("bootstrap_B", BOOTSTRAP_B)
+    seed = cfg.get("bootstrap_seed", BOOTSTRAP_SEED) if a.seed is None else a.seed
     pairs = None
     if a.compare:
         from ragsafe.evals.score import default_pairs
@@ -94,7 +97,7 @@ def cmd_ensemble(a) -> int:
 
     runs = [load_run(d) for d in a.run_dir]
     members = [m for m in (a.members or "").split(",") if m] or None
-    res = analyze_ensemble(runs, members, variants=a.graph, B=a.B or 1000, seed=42 if a.seed is None else a.seed,
+    res = analyze_ensemble(runs, members, variants=a.graph, B=a.B or BOOTSTRAP_B, seed=BOOTSTRAP_SEED if a.seed is None else a.seed,
                            threshold=a.threshold, allow_errors=a.allow_errors, common_questions=a.common_questions)
     from ragsafe.evals.ensemble import ensemble_table
 
@@ -129,7 +132,7 @@ def cmd_import(a) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("score", help="recompute summary.json from samples.jsonl (no LLM call)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="run folder holding samples.jsonl")
     _stats_args(p)
     p.add_argument("--no-text", action="store_true",
                    help="skip rebuilding chunk texts from the corpus (conflict-support test of retrieved chunks)")
@@ -150,7 +153,7 @@ def register(sub) -> None:
     p.add_argument("--members", default=None, help="models of the ensemble section (comma-separated; default all)")
     p.add_argument("--common-questions", action="store_true", help="use the questions every run shares")
     p.add_argument("--top", type=int, default=20, help="rows of the worst-case table")
-    p.add_argument("--title", default="ragsafe report")
+    p.add_argument("--title", default="ragsafe report", help="title of the HTML/Markdown report")
     p.add_argument("--no-text", action="store_true", help="skip rebuilding chunk texts from the corpus")
     p.add_argument("--full", action="store_true", help="print every table in the terminal")
     _stats_args(p)
@@ -160,17 +163,18 @@ def register(sub) -> None:
     p.add_argument("run_dir", nargs="+", help="one run folder per model")
     p.add_argument("--members", default=None, help="comma-separated model names (default: every run's model)")
     p.add_argument("--graph", action="append", help="only these graph variants (default: those every member ran)")
-    p.add_argument("--common-questions", action="store_true")
-    p.add_argument("--json", default=None)
+    p.add_argument("--common-questions", action="store_true", help="use the questions every run shares")
+    p.add_argument("--json", default=None, help="write the ensemble analysis as JSON here")
     _stats_args(p)
     p.set_defaults(fn=cmd_ensemble)
 
     p = sub.add_parser("export-radsafe", help="write runs in the paper pipeline's phase-4 layout")
-    p.add_argument("paths", nargs="+", metavar="RUN_DIR... OUT_DIR")
+    p.add_argument("paths", nargs="+", metavar="RUN_DIR... OUT_DIR",
+                   help="run folders (one per model), then the folder to write the layout into")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("import-radsafe", help="read a phase-4 layout folder back into run folder(s)")
-    p.add_argument("dir")
+    p.add_argument("dir", help="phase-4 layout folder (as export-radsafe writes it)")
     p.add_argument("--out", required=True, help="run folder (several models: a folder of run folders)")
     p.add_argument("--model", default=None, help="import only this model directory")
     p.set_defaults(fn=cmd_import)

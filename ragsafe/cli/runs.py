@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 
+from ragsafe.cli.common import cache_args, cache_mode
 from ragsafe.config import ConfigError
-
-
-def _cache_mode(a) -> str:
-    if a.no_cache and a.refresh_cache:
-        raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
-    return "off" if a.no_cache else "refresh" if a.refresh_cache else "use"
 
 
 def cmd_sweep(a) -> int:
@@ -18,7 +13,7 @@ def cmd_sweep(a) -> int:
     from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
     sweep = load_sweep(a.file)
     shard = Shard.parse(a.shard) if a.shard else None
-    cache = _cache_mode(a)
+    cache = cache_mode(a)
     if a.dry_run:
         jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=a.retry_errors, out=a.out)
         rows, totals = dry_run(jobs, retry_errors=a.retry_errors)
@@ -74,8 +69,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
     p.add_argument("--shard", default=None, metavar="i/N", help="run slice i of N (questions round-robin by id order)")
     p.add_argument("--out", default=None, help="folder of run folders (default: the file's out, else runs)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the LLM response cache")
-    p.add_argument("--refresh-cache", action="store_true", help="ask the server for everything; overwrite the cache")
+    cache_args(p)
     p.add_argument("--retry-errors", action="store_true", help="run again only the samples that ended in an error")
     p.add_argument("--allow-errors", action="store_true", help="report metrics for variants with error samples")
     p.set_defaults(fn=cmd_sweep)
@@ -83,16 +77,16 @@ def register(sub) -> None:
     p = sub.add_parser("runs", help="list, show and merge run folders")
     rsub = p.add_subparsers(dest="runs_cmd", required=True)
     q = rsub.add_parser("list", help="runs under a folder, newest first")
-    q.add_argument("--root", default="runs")
+    q.add_argument("--root", default="runs", help="folder that holds the run folders (default runs)")
     q.add_argument("--graph", default=None, help="only runs with this graph (name or variant label)")
     q.add_argument("--model", default=None, help="only runs of this model id")
     q.add_argument("--since", default=None, help="started on or after this date (YYYY-MM-DD or ISO time)")
     q.add_argument("--until", default=None, help="started before the end of this date")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the rows as JSON")
     q.set_defaults(fn=cmd_runs_list)
     q = rsub.add_parser("show", help="one run: config, progress, summary")
     q.add_argument("run", help="run folder, its name, or a prefix of its name or config hash")
-    q.add_argument("--root", default="runs")
+    q.add_argument("--root", default="runs", help="folder that holds the run folders (default runs)")
     q.set_defaults(fn=cmd_runs_show)
     q = rsub.add_parser("merge", help="merge shard run folders into the run an unsharded sweep makes")
     q.add_argument("sources", nargs="+", help="shard run folders, or folders holding them")

@@ -1,0 +1,83 @@
+"""`ragsafe run`: graphs over a benchmark, one run folder, scored; the endpoint flags live here."""
+
+from __future__ import annotations
+
+import argparse
+
+from ragsafe.cli.common import cache_args, cache_mode, chroma_args, split_arg, split_of
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
+from ragsafe.defaults import DEFAULT_MODEL
+
+
+def endpoint_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpoint")
+    g.add_argument("--base-url", default="local",
+                   help="OpenAI-compatible base URL (vLLM, llama.cpp, Ollama); 'local' (default) starts the embedded server")
+    g.add_argument("--model", default=None,
+                   help=f"model id on the server; with 'local', an embedded model (default {DEFAULT_MODEL})")
+    g.add_argument("--api-key-env", default=None, help="environment variable holding the API key (never stored)")
+    g.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
+    g.add_argument("--max-retries", type=int, default=4,
+                   help="retries on connection errors, timeouts, 429 and 5xx (default 4)")
+    g.add_argument("--context-window", type=int, default=None, help="model context size in tokens")
+    g = p.add_argument_group("answer policy")
+    g.add_argument("--answer-mode", default="generate", choices=["generate", "letter_logprobs"],
+                   help="generate: free text, strict letter parse (the paper's); letter_logprobs: the letters' "
+                        "logprobs")
+    g.add_argument("--max-tokens", type=int, default=10, help="answer budget (paper: 10; reasoning models ~4096)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed sent to the server")
+
+
+def endpoint_of(a: argparse.Namespace) -> EndpointConfig:
+    if a.base_url != "local" and not a.model:
+        raise ConfigError("--base-url needs --model NAME (the model id the server serves)")
+    return EndpointConfig(base_url=a.base_url, model=a.model or DEFAULT_MODEL, api_key_env=a.api_key_env,
+                          timeout=a.timeout, max_retries=a.max_retries, context_window=a.context_window)
+
+
+def answer_policy_of(a: argparse.Namespace) -> AnswerPolicy:
+    return AnswerPolicy(answer_mode=a.answer_mode, max_tokens=a.max_tokens, seed=a.seed)
+
+
+def cmd_run(a) -> int:
+    from ragsafe.evals.reports.text import text_table
+    from ragsafe.experiments.config import RunConfig
+    from ragsafe.experiments.execute import run
+    from ragsafe.experiments.store import RunStore
+    from ragsafe.llm.errors import EndpointUnreachable
+
+    cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus,
+                    split=split_of(a), limit=a.limit, endpoint=endpoint_of(a), answer=answer_policy_of(a),
+                    out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk_size=a.chunk_size,
+                    chunk_overlap=a.chunk_overlap, concurrency=a.concurrency, skip_invalid=a.skip_invalid,
+                    allow_errors=a.allow_errors, retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
+                    cache=cache_mode(a))
+    try:
+        run_dir = run(cfg)
+    except EndpointUnreachable as e:
+        raise ConfigError(str(e)) from None
+    print(text_table(RunStore(run_dir).read_summary()))
+    print(f"\nrun folder: {run_dir}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run graphs over a benchmark and score them")
+    p.add_argument("--graph", action="append", required=True, help="graph name or name[key=value,...]; repeat")
+    p.add_argument("--set", action="append", help="graph.param=value; repeat")
+    p.add_argument("--grid", action="append", help="graph.param=v1,v2,...: one variant per value; repeat")
+    p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
+    p.add_argument("--benchmark", default="demo", help="registered benchmark name or a path (default demo)")
+    split_arg(p)
+    p.add_argument("--limit", type=int, default=None, help="first N questions in id order (after --split)")
+    p.add_argument("--out", default="runs", help="folder that holds run folders (default runs)")
+    p.add_argument("--concurrency", type=int, default=1, help="questions in flight at once (default 1)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="run without the benchmark's invalid records (their ids are recorded) instead of refusing")
+    p.add_argument("--allow-errors", action="store_true",
+                   help="report metrics for variants with error samples (errors counted as null)")
+    p.add_argument("--retry-errors", action="store_true", help="run again the samples that ended in an error")
+    cache_args(p)
+    chroma_args(p)
+    endpoint_args(p)
+    p.set_defaults(fn=cmd_run)
