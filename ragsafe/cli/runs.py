@@ -8,10 +8,19 @@ from ragsafe.cli.common import cache_args, cache_mode
 from ragsafe.config import ConfigError
 
 
+def _overrides(items: list[str]) -> dict:
+    """``--set key=value`` for top-level sweep keys; values are read as YAML scalars (5 is a number)."""
+    import yaml
+
+    from ragsafe.experiments.config import parse_assignments
+
+    return {k: yaml.safe_load(v) if v else v for k, v in parse_assignments(items, "--set")}
+
+
 def cmd_sweep(a) -> int:
     from ragsafe.experiments.shards import Shard
     from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
-    sweep = load_sweep(a.file)
+    sweep = load_sweep(a.file, _overrides(a.set or []))
     shard = Shard.parse(a.shard) if a.shard else None
     cache = cache_mode(a)
     if a.dry_run:
@@ -66,6 +75,8 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="run endpoints x graph variants x seeds from a YAML/TOML sweep file")
     p.add_argument("file", help="sweep file (.yaml, .yml or .toml)")
     p.add_argument("--dry-run", action="store_true", help="print the cells and the LLM calls expected; run nothing")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="replace a top-level key of the file, e.g. --set benchmark=demo --set limit=5 (repeatable)")
     p.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
     p.add_argument("--shard", default=None, metavar="i/N", help="run slice i of N (questions round-robin by id order)")
     p.add_argument("--out", default=None, help="folder of run folders (default: the file's out, else runs)")

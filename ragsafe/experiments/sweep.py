@@ -147,8 +147,11 @@ class Sweep:
 
 # -- loading ---------------------------------------------------------------------------------------
 
-def load_sweep(path: str | Path) -> Sweep:
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
     """Read and validate a sweep file (.yaml/.yml or .toml).
+
+    ``overrides`` replace top-level keys before validation (``ragsafe sweep FILE --set benchmark=demo``),
+    e.g. to dry-run a sweep written for files this machine does not have; they enter the sweep's hash.
 
     Example:
         >>> sweep = load_sweep("sweep.yaml")  # doctest: +SKIP
@@ -159,6 +162,9 @@ def load_sweep(path: str | Path) -> Sweep:
         raise SweepError(f"{path}: no such sweep file")
     raw = path.read_bytes()
     data = _parse(path, raw)
+    if overrides:
+        data.update(overrides)
+        raw += b"\n# --set " + json.dumps(overrides, sort_keys=True).encode()
     return _validate(path, data, hashlib.sha256(raw).hexdigest())
 
 
