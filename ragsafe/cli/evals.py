@@ -52,6 +52,14 @@ def _analysis(a):
     return runs, summary
 
 
+def _sample_rows(a, runs) -> list[dict]:
+    from ragsafe.evals.reports.browser import sample_rows
+    from ragsafe.experiments.runs import combine_runs
+
+    arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)
+    return sample_rows(arms, questions)
+
+
 def cmd_report(a) -> int:
     from ragsafe.evals.reports.csv import write_csv
     from ragsafe.evals.reports.markdown import markdown_report
@@ -72,7 +80,7 @@ def cmd_report(a) -> int:
     if a.html:
         from ragsafe.evals.reports.html import write_html
 
-        write_html(a.html, summary, ens, title=a.title, top=a.top)
+        write_html(a.html, summary, ens, title=a.title, top=a.top, samples=_sample_rows(a, runs))
     if a.csv:
         write_csv(a.csv, summary)
     if a.json:

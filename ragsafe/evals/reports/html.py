@@ -10,6 +10,7 @@ import datetime as dt
 import html
 from typing import Any
 
+from ragsafe.evals.reports.browser import browser_section
 from ragsafe.evals.reports.figures import attribution_png, bars_png, graph_diagrams, reliability_png, scatter_png
 from ragsafe.evals.reports.tables import Table, all_tables, header_line
 from ragsafe.experiments.runs import CEILING, FLOOR
@@ -98,9 +99,13 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
     return parts
 
 
-def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20) -> str:
-    """The whole page as one string."""
+def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20,
+                samples: list[dict] | None = None) -> str:
+    """The whole page as one string; ``samples`` (rows of :func:`.browser.sample_rows`) add the sample browser,
+    the page's only script (inline, offline)."""
     parts = sections(summary, ensemble, top)
+    if samples is not None:
+        parts.append(browser_section(samples))
     nav = "".join(f'<a href="#{sid}">{sid.replace("-", " ")}</a>' for sid in
                   [p.split('"')[1] for p in parts])
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
