@@ -326,7 +326,12 @@ def test_corrective_grade_off_is_standard_rag():
 def test_corrective_filter_off_keeps_irrelevant_chunks():
     llm = roles({"grade": '{"relevant": false}'})
     st = run(build("corrective_rag", llm, ListRetriever(DOCS), k=2, max_rewrites=0, filter_irrelevant=False))
-    assert len(st["chunks"]) == 2 and st["context"]
+    ref = run(build("standard_rag", roles({}), ListRetriever(DOCS), k=2))
+    assert [g["output"] for g in role_entries(st, "grade")] == [False, False]  # both judged irrelevant ...
+    assert ids(st["chunks"]) == ids(ref["chunks"]) and st["context"] == ref["context"]  # ... and still in the prompt
+    on = run(build("corrective_rag", roles({"grade": '{"relevant": false}'}), ListRetriever(DOCS), k=2,
+                   max_rewrites=0))
+    assert on["chunks"] == [] and on["context"] is None  # filtering on: closed book
 
 
 # ---------------------------------------------------------------- query_rewrite routing
@@ -436,7 +441,9 @@ def test_rerank_embedding_uses_the_retrievers_embedder():
 def test_rerank_none_is_plain_top_k():
     llm, retriever = roles({}), ListRetriever(DOCS)
     st = run(build("rerank_rag", llm, retriever, k=2, reranker="none"))
-    assert llm.calls == 1 and len(st["chunks"]) == 2 and nodes(st) == ["retrieve", "answer"]
+    ref = run(build("standard_rag", roles({}), ListRetriever(DOCS), k=2))
+    assert llm.calls == 1 and nodes(st) == ["retrieve", "answer"]
+    assert ids(st["chunks"]) == ids(ref["chunks"]) and st["answer"]["messages"] == ref["answer"]["messages"]
 
 
 # ---------------------------------------------------------------- decompose routing
