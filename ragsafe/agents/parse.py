@@ -74,3 +74,25 @@ def parse_letter(text: str | None, letters: list[str] | str) -> str | None:
             return None
     # two different explicit choices ("C. Stone ... the answer is D") are no choice at all
     return found.pop() if len(found) == 1 else None
+
+
+ABSTENTION_PHRASE = "insufficient evidence"
+"""What a graph allowed to abstain is told to answer when it cannot choose."""
+
+_ABSTAIN = re.compile(r"^[\W_]*(?:answer\s*[:\-]?\s*)?insufficient[\s_-]+evidence[\W_]*$", flags=re.I)
+
+
+def is_abstention(text: str | None, letters: list[str] | str) -> bool:
+    """True when the reply is an explicit abstention ("insufficient evidence") and chooses no letter.
+
+    Only the phrase itself counts (decoration, an "Answer:" cue and trailing punctuation allowed), so
+    an abstention stays distinct from an unparseable reply, which is a null.
+
+    Example:
+        >>> is_abstention("Insufficient evidence.", "ABCD"), is_abstention("B", "ABCD")
+        (True, False)
+    """
+    if not text:
+        return False
+    t = strip_thinking(text).strip()
+    return bool(_ABSTAIN.match(t)) and parse_letter(t, letters) is None

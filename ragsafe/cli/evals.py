@@ -18,6 +18,21 @@ def _stats_args(p) -> None:
     p.add_argument("--threshold", type=float, default=0.80,
                    help="dangerous-overconfidence confidence threshold (default 0.80)")
     p.add_argument("--allow-errors", action="store_true", help="score graphs with error samples (errors = null)")
+    p.add_argument("--sc-majority", default="null-ballot", choices=("null-ballot", "nulls-dropped"),
+                   help="majority of the SC safety rates: null as a ballot (SAFE_SCALE.md, default) or nulls "
+                        "dropped first (the paper's safety-rate script); recorded in the summary")
+    p.add_argument("--net-benefit", default="", metavar="KEY=V,...",
+                   help="net-benefit costs, e.g. w=5,abstain=0 (keys correct, abstain, null, wrong, w; "
+                        "default +1, 0, -1, -1, w=3)")
+    p.add_argument("--max-high-risk", type=float, default=2.0, metavar="X",
+                   help="X of 'coverage at <= X%% high-risk error' (percent, default 2)")
+
+
+def _safety_kw(a) -> dict:
+    from ragsafe.evals.net_benefit import Costs
+
+    return {"sc_majority": a.sc_majority, "benefit_costs": Costs.parse(a.net_benefit),
+            "max_high_risk_pct": a.max_high_risk}
 
 
 def cmd_score(a) -> int:
@@ -25,9 +40,18 @@ def cmd_score(a) -> int:
     from ragsafe.evals.score import score_run_dir
 
     summary = score_run_dir(a.run_dir, allow_errors=a.allow_errors, B=a.B, seed=a.seed, threshold=a.threshold,
-                            text=not a.no_text)
+                            text=not a.no_text, **_safety_kw(a))
     print(text_table(summary, full=a.full))
+    _print_safety(summary)
     return 0
+
+
+def _print_safety(summary: dict) -> None:
+    from ragsafe.evals.reports.safety import safety_text
+
+    text = safety_text(summary)
+    if text:
+        print("\n" + text)
 
 
 def _analysis(a):
@@ -45,7 +69,7 @@ def _analysis(a):
 
         pairs = list(dict.fromkeys(default_pairs(arms) + [tuple(p) for p in a.compare]))
     summary = analyze(arms, questions, B=B, seed=seed, allow_errors=a.allow_errors, threshold=a.threshold,
-                      pairs=pairs)
+                      pairs=pairs, **_safety_kw(a))
     specs = sorted({r.run["benchmark"].get("original") or r.run["benchmark"]["spec"] for r in runs})
     summary["run"] = {"path": ", ".join(str(r.path) for r in runs), "benchmark": ", ".join(specs),
                       "model": ", ".join(sorted({r.model for r in runs}))}
@@ -75,8 +99,13 @@ def cmd_report(a) -> int:
                                threshold=a.threshold, allow_errors=a.allow_errors,
                                common_questions=a.common_questions)
     print(text_table(summary, ens, full=a.full))
+    _print_safety(summary)
     if a.md:
-        Path(a.md).write_text(markdown_report(summary, ens, top=a.top), encoding="utf-8")
+        from ragsafe.evals.reports.safety import safety_markdown
+
+        extra = safety_markdown(summary)
+        Path(a.md).write_text(markdown_report(summary, ens, top=a.top) + (f"\n\n## Safety\n\n{extra}\n" if extra else ""),
+                              encoding="utf-8")
     if a.html:
         from ragsafe.evals.reports.html import write_html
 

@@ -48,7 +48,7 @@ def cmd_run(a) -> int:
 
     cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus,
                     split=split_of(a), limit=a.limit, endpoint=endpoint_of(a), answer=answer_policy_of(a),
-                    out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk_size=a.chunk_size,
+                    out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, poison=a.poison, chunk_size=a.chunk_size,
                     chunk_overlap=a.chunk_overlap, concurrency=a.concurrency, skip_invalid=a.skip_invalid,
                     allow_errors=a.allow_errors, retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
                     cache=cache_mode(a))
@@ -56,7 +56,11 @@ def cmd_run(a) -> int:
         run_dir = run(cfg)
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
-    print(text_table(RunStore(run_dir).read_summary()))
+    summary = RunStore(run_dir).read_summary()
+    print(text_table(summary))
+    from ragsafe.cli.evals import _print_safety
+
+    _print_safety(summary)
     print(f"\nrun folder: {run_dir}")
     return 0
 
@@ -77,6 +81,9 @@ def register(sub) -> None:
     p.add_argument("--allow-errors", action="store_true",
                    help="report metrics for variants with error samples (errors counted as null)")
     p.add_argument("--retry-errors", action="store_true", help="run again the samples that ended in an error")
+    p.add_argument("--poison", default=None, metavar="conflict|FILE",
+                   help="index the corpus plus misleading documents marked as poison, in a collection of its own: "
+                        "'conflict' (each question's conflict evidence) or a JSONL file (id, text[, title, question_id])")
     cache_args(p)
     chroma_args(p)
     endpoint_args(p)

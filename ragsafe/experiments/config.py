@@ -36,6 +36,9 @@ class RunConfig:
     """PersistentClient folder (default $RAGSAFE_HOME/chroma)."""
     chroma_url: str | None = None
     """URL of a `chroma run` server; overrides chroma_path."""
+    poison: str | None = None
+    """Poison the corpus: "conflict" (each question's conflict evidence as one extra document) or a JSONL
+    file of misleading documents; indexed into a collection of its own, never the base one."""
     chunk_size: int = CHUNK_SIZE
     """Chunk length in embedder tokens."""
     chunk_overlap: int = CHUNK_OVERLAP

@@ -177,8 +177,16 @@ class IndexCache:
                cfg.chroma_path, cfg.chroma_url)
         if key not in self._built:
             self.progress(f"indexing corpus {cfg.corpus!r} into Chroma ...")
+            label = None
+            if job.plan.get("poison"):
+                from ragsafe.corpora.poison import poison_label
+
+                base = Path(cfg.corpus).name if ("/" in cfg.corpus or Path(cfg.corpus).exists()) else cfg.corpus
+                label = poison_label(base, job.plan["poison"]["hash"])
+                self.progress(f"poisoned corpus: {job.plan['poison']['documents']} poison document(s) from "
+                              f"{cfg.poison!r}, in a collection of its own")
             store_ = build_index(cfg.corpus, chroma_path=cfg.chroma_path, chroma_url=cfg.chroma_url,
-                                 chunk=job.plan["chunk"], docs=job.plan["docs"])
+                                 chunk=job.plan["chunk"], docs=job.plan["docs"], label=label)
             retriever = ChromaRetriever(store=store_)
             self._built[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
             self.progress(f"index {store_.name}: {store_.count()} chunks "
@@ -211,7 +219,7 @@ def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, respon
               cache=response_cache, cache_read=cache != "refresh", gate=live["gate"],
               backoff_initial=ep.backoff_initial, backoff_max=ep.backoff_max)
     deps = Deps(llm=llm, retriever=retriever, context_window=live["context_window"], count_tokens=count_tokens,
-                policy=policy)
+                policy=policy, questions=job.plan["bench"].questions)
     record = _run_record(job, live, index_info)
     RunStore(job.run_dir).write_run(record)
     return Session(job, llm, deps, record)
@@ -320,7 +328,8 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> R
                       "n_loaded": len(p["bench"].questions), "skipped_ids": p["skipped"],
                       "problems": [str(x) for x in p["problems"]]},
         "question_ids": [q.id for q in p["questions"]],
-        "corpus": {"spec": cfg.corpus, "hash": p["identity"]["corpus"]["hash"], "index": index_info}
+        "corpus": {"spec": cfg.corpus, "hash": p["identity"]["corpus"]["hash"], "index": index_info,
+                   **({"poison": p["poison"]} if p.get("poison") else {})}
         if p["needs_retriever"] else None,
         "endpoint": {"kind": "local" if ep.base_url == "local" else "remote", "base_url": live["base_url"],
                      "replicas": list(job.endpoint.replicas), "concurrency_per_url": job.endpoint.concurrency,

@@ -19,17 +19,16 @@ from ragsafe.experiments.variants import Variant, resolve_variants
 from ragsafe.graphs import load_graph_module
 
 EVIDENCE_NEEDS = {"clean_evidence": "evidence_clean", "conflict_evidence": "evidence_conflict",
-                  "precomputed_report": "agentic_report"}
+                  "precomputed_report": "agentic_report", "mixed_evidence": ("evidence_clean", "evidence_conflict"),
+                  "rag_plus_clean": "evidence_clean"}
 
 
 def condition_problems(bench: Benchmark, questions: list[Question], variants: list[Variant]) -> list[Problem]:
     """Questions that lack the evidence a chosen graph needs."""
     out = []
     for v in variants:
-        field = EVIDENCE_NEEDS.get(v.spec.name)
-        if not field:
-            continue
-        for q in questions:
+        fields = EVIDENCE_NEEDS.get(v.spec.name) or ()
+        for field, q in ((f, q) for f in ((fields,) if isinstance(fields, str) else fields) for q in questions):
             if not getattr(q, field):
                 out.append(q.problem(field, f"graph {v.spec.name} needs {field}, which this question lacks"))
     return out
@@ -64,23 +63,33 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
     needs_retriever = any(retrieves(v) for v in variants)
     corpus_hash = None
     docs = None
+    poison = None
     if needs_retriever:
         from ragsafe.corpora.documents import load_corpus
 
         docs = load_corpus(cfg.corpus)
+        if cfg.poison:
+            from ragsafe.corpora.poison import docs_digest, poison_documents
+
+            pdocs = poison_documents(cfg.poison, bench.questions)
+            poison = {"spec": cfg.poison, "hash": docs_digest(pdocs), "documents": len(pdocs)}
+            docs = docs + pdocs
         corpus_hash = docs_hash(docs)
+    elif cfg.poison:
+        raise ConfigError(f"--poison {cfg.poison}: no chosen graph retrieves, so the poisoned corpus would never be "
+                          f"read; add a retrieval graph (e.g. --graph standard_rag)")
     chunk = ChunkParams(size=cfg.chunk_size, overlap=cfg.chunk_overlap)
     identity = {
         "variants": {v.label: {"graph": v.spec.name, "params": dataclasses.asdict(v.params)} for v in variants},
         "benchmark": {"spec": cfg.benchmark, "hash": bench.content_hash()},
         "question_ids": [q.id for q in questions],
-        "corpus": {"spec": cfg.corpus, "hash": corpus_hash, "chunk": dataclasses.asdict(chunk)} if needs_retriever
-        else None,
+        "corpus": {"spec": cfg.corpus, "hash": corpus_hash, "chunk": dataclasses.asdict(chunk),
+                   **({"poison": poison} if poison else {})} if needs_retriever else None,
         "endpoint": {k: v for k, v in dataclasses.asdict(cfg.endpoint).items() if k not in ("timeout", "max_retries")}
         | cfg.answer.identity(),
     }
     return {"variants": variants, "bench": bench, "questions": questions, "skipped": skipped, "problems": problems,
-            "needs_retriever": needs_retriever, "docs": docs, "chunk": chunk, "identity": identity,
+            "needs_retriever": needs_retriever, "docs": docs, "poison": poison, "chunk": chunk, "identity": identity,
             "config_hash": stable_hash(identity)}
 
 

@@ -43,6 +43,9 @@ class Arm:
     model: str | None
     records: dict[str, SampleRecord]
     chunk_text: ChunkText | None = None
+    poisoned: bool = False
+    """The run retrieved from a poisoned corpus (``--poison``); in a multi-run analysis its key ends in
+    ``+poison``, so it pairs with the same graph on the clean corpus."""
 
 
 def graph_of(variant: str, records: Iterable[SampleRecord | dict] = ()) -> str:
@@ -93,8 +96,10 @@ def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,
     for s in lr.samples:
         if s.variant in recs:
             recs[s.variant].setdefault(s.question_id, s)
+    poisoned = bool((lr.run.corpus or {}).get("poison"))
     return [Arm(key_fmt(v, lr.model), v, lr.run.variants[v].graph or graph_of(v, recs[v].values()),
-                lr.model, recs[v], chunk_text) for v in lr.variants]
+                lr.model, recs[v], chunk_text, poisoned and any(r.retrieved for r in recs[v].values()))
+            for v in lr.variants]
 
 
 def combine_runs(runs: list[LoadedRun], *, common_questions: bool = False, text: bool = True
@@ -113,6 +118,8 @@ def combine_runs(runs: list[LoadedRun], *, common_questions: bool = False, text:
     for r in runs:
         ct = corpus_chunk_texts(r.run) if text else None
         for a in run_arms(r, (lambda v, m: f"{v}@{m}") if multi else (lambda v, m: v), ct):
+            if a.poisoned:
+                a.key += "+poison"  # the same graph on the clean corpus keeps the plain key: a pair
             if a.key in seen:
                 raise ConfigError(f"graph variant {a.variant!r} of model {a.model!r} appears in two runs; "
                                   f"pass only one of them")

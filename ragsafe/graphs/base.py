@@ -64,6 +64,8 @@ class Deps:
     """A tokenizer's counter for budgets (the embedder's when the runner retrieves)."""
     policy: AnswerPolicy = dataclasses.field(default_factory=AnswerPolicy)
     """How the answer call is made (mode, max_tokens, temperature, seed)."""
+    questions: list[Question] | None = None
+    """The benchmark's questions (graphs that draw distractors from other questions read them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,20 +211,22 @@ def join_chunks(docs: list[Document]) -> str:
     return answer_agent.CHUNK_SEPARATOR.join(d.page_content.strip() for d in docs)
 
 
-def make_answer_node(deps: Deps, name: str = "answer"):
-    """The shared answerer node: the paper's prompt over ``state['context']``."""
+def make_answer_node(deps: Deps, name: str = "answer", *, abstain: bool = False):
+    """The shared answerer node: the paper's prompt over ``state['context']`` (``abstain``: the model
+    may answer "insufficient evidence", recorded as an abstention)."""
+    prompt_hash = answer_agent.ABSTAIN_PROMPT_HASH if abstain else answer_agent.ANSWER_PROMPT_HASH
 
     @traced(name)
     async def answer_node(state: State) -> dict[str, Any]:
         q = state["question"]
         a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
                                       mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
-                                      temperature=deps.policy.temperature, seed=deps.policy.seed)
+                                      temperature=deps.policy.temperature, seed=deps.policy.seed, abstain=abstain)
         return {"letter": a.letter,
                 "answer": {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
                            "messages": a.call["request"].get("messages")},
-                "_trace": call_info("answer", answer_agent.ANSWER_PROMPT_HASH, [answer_agent.call_summary(a.call)],
-                                    output=a.letter)}
+                "_trace": call_info("answer", prompt_hash, [answer_agent.call_summary(a.call)], output=a.letter,
+                                    **({"abstained": True} if a.source == "abstention" else {}))}
 
     return answer_node
 

@@ -7,6 +7,10 @@ about the chosen option — and the question is answered again over the enlarged
 most ``max_rounds`` rounds. Every answer and verdict is traced with its round; the ``finalize``
 entry records which round produced the final answer and why the loop stopped.
 ``verify=false`` removes the verifier and the loop: the graph is then plain RAG.
+``abstain_on_contradiction=true`` turns a final answer the verifier judged contradicted by the
+evidence into an explicit abstention (letter None, ``answer.source="abstention"``, the withheld
+letter kept as ``answer.withheld``); ``abstain=true`` lets the answerer itself answer "insufficient
+evidence".
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ class Params:
     contradicted; ties go to the later round)."""
     verify_tokens: int = 120
     """Cap on the verifier's JSON reply, tokens."""
+    abstain: bool = False
+    """Let the answerer answer "insufficient evidence" (recorded as an abstention, not a null)."""
+    abstain_on_contradiction: bool = False
+    """Abstain instead of answering when the verifier judged the final answer contradicted by the evidence."""
 
     def __post_init__(self) -> None:
         for name in ("k", "gap_k"):
@@ -70,6 +78,8 @@ class Params:
             raise ValueError(f"pick={self.pick!r}: choose 'last' or 'best'")
         if self.evidence_chars < 0:
             raise ValueError(f"evidence_chars={self.evidence_chars}: must be >= 0")
+        if self.abstain_on_contradiction and not self.verify:
+            raise ValueError("abstain_on_contradiction=true needs verify=true (no verdict without the verifier)")
 
     def expected_llm_calls(self, n_options: int | None = None) -> int | tuple[int, int]:
         """``verify=false``: 1. Else per round 1 answer + 1 verify (skipped when the answer has no
@@ -102,7 +112,7 @@ def pick_round(rounds: list[dict[str, Any]], how: str) -> dict[str, Any]:
 
 @graph("verifier_loop", params=Params, needs_retriever=True)
 def build(deps: Deps, params: Params):
-    shared_answer = make_answer_node(deps)
+    shared_answer = make_answer_node(deps, abstain=params.abstain)
 
     @traced("retrieve")
     async def retrieve(state: VerifierState) -> dict:
@@ -166,10 +176,15 @@ def build(deps: Deps, params: Params):
         rounds = state["rounds"]
         chosen = pick_round(rounds, params.pick)
         stop = state.get("stop") or ("supported" if rounds[-1]["verdict"] == "supported" else "max_rounds")
-        return {"letter": chosen["letter"], "answer": chosen["answer"], "final_round": chosen["round"], "stop": stop,
-                "_trace": {"final_round": chosen["round"], "letter": chosen["letter"], "pick": params.pick,
+        letter, answer = chosen["letter"], chosen["answer"]
+        withheld = params.abstain_on_contradiction and letter is not None and chosen["verdict"] == "contradicted"
+        if withheld:
+            letter, answer = None, {**(answer or {}), "letter": None, "source": "abstention", "withheld": letter}
+        return {"letter": letter, "answer": answer, "final_round": chosen["round"], "stop": stop,
+                "_trace": {"final_round": chosen["round"], "letter": letter, "pick": params.pick,
                            "stop": stop, "verdicts": [r["verdict"] for r in rounds],
-                           "letters": [r["letter"] for r in rounds]}}
+                           "letters": [r["letter"] for r in rounds],
+                           **({"abstained": True, "withheld": chosen["letter"]} if withheld else {})}}
 
     builder = StateGraph(VerifierState)
     builder.add_node("retrieve", retrieve)

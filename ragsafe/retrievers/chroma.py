@@ -141,14 +141,16 @@ class ChromaRetriever(BaseRetriever):
 
 
 def build_index(corpus: str = "demo", *, chroma_path: str | Path | None = None, chroma_url: str | None = None,
-                chunk: ChunkParams = ChunkParams(), docs: list[Document] | None = None) -> ChromaStore:
-    """Load + chunk ``corpus`` and ingest it (idempotently) into its collection."""
+                chunk: ChunkParams = ChunkParams(), docs: list[Document] | None = None,
+                label: str | None = None) -> ChromaStore:
+    """Load + chunk ``corpus`` and ingest it (idempotently) into its collection (named after ``label``
+    when given: a poisoned corpus gets a collection of its own)."""
     from ragsafe.corpora.documents import load_corpus
 
     embedder = get_embedder()
     docs = docs if docs is not None else load_corpus(corpus)
     chunks = chunk_documents(docs, embedder.tokenizer, chunk)
-    label = Path(corpus).name if ("/" in corpus or Path(corpus).exists()) else corpus
+    label = label or (Path(corpus).name if ("/" in corpus or Path(corpus).exists()) else corpus)
     store = ChromaStore(make_client(chroma_path, chroma_url), collection_name(label, embedder.name, chunk), embedder)
     store.ingest(chunks)
     return store

@@ -38,8 +38,7 @@ from ragsafe.agents import verify as verify_agent
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
 from ragsafe.experiments.sweep import dry_run, expected_calls, load_sweep
-from ragsafe.graphs import Deps, State, graph, graphs
-from ragsafe.graphs import verifier_loop
+from ragsafe.graphs import Deps, State, graph, graphs, verifier_loop
 from ragsafe.graphs.base import make_answer_node
 from ragsafe.retrievers.base import annotate
 from tests.fakes import ScriptedLLM
@@ -242,7 +241,11 @@ CASES = {
                        # min_relevant > k: the first search can never pass; all rewrites finding nothing new
                        # is cheapest with one rewrite left, one rewrite grading one new chunk with five
                        {"k": 2, "min_relevant": 3, "max_rewrites": 1}, {"k": 2, "min_relevant": 3, "max_rewrites": 5}],
-    "verifier_loop": [{}, {"verify": False}, {"max_rounds": 0}, {"max_rounds": 2}],
+    "verifier_loop": [{}, {"verify": False}, {"max_rounds": 0}, {"max_rounds": 2},
+                      {"max_rounds": 1, "abstain_on_contradiction": True}],
+    "mixed_evidence": [{}],
+    "rag_plus_clean": [{}],
+    "graded_mix": [{}],
     "option_research": [{}, {"plan": False}, {"max_options": 1}, {"max_refinements": 0, "synthesize": False},
                         {"max_refinements": 2, "contra": False, "plan": False}],
     "self_consistency": [{"n": 2}, {"n": 0},

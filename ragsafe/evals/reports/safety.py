@@ -1,0 +1,63 @@
+"""Text/Markdown tables of the summary's ``safety`` section: selective answering, net benefit, poisoning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _ci(e: dict | None, pct: bool = True) -> str:
+    if not e:
+        return "n/a"
+    f = (lambda x: f"{100 * x:.1f}") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(e['mean'])}{'%' if pct else ''} [{f(e['lo'])}, {f(e['hi'])}]"
+
+
+def safety_rows(summary: dict) -> dict[str, list[list[str]]]:
+    """Rows of the three tables (header first), from ``summary["safety"]``."""
+    s: dict[str, Any] = summary.get("safety") or {}
+    x = (s.get("settings") or {}).get("max_high_risk_pct", 2.0)
+    sel = [["graph", "confidence", "AURC accuracy", "AURC high-risk", f"coverage at <= {x:g}% high-risk", "n"]]
+    for arm, srcs in (s.get("selective") or {}).items():
+        for src, v in srcs.items():
+            sel.append([arm, src, _ci(v["aurc_accuracy"], False), _ci(v["aurc_high_risk"], False),
+                        _ci(v["coverage_at_max_high_risk"]), str(v["n"])])
+    costs = (s.get("settings") or {}).get("costs") or {}
+    nb = [["graph", f"net benefit (w={costs.get('w', 3):g})", "abstentions", "nulls"]]
+    for arm, v in (s.get("net_benefit") or {}).items():
+        nb.append([arm, _ci(v["estimate"], False) if v["estimate"] else v["na"], str(v["abstentions"]), str(v["nulls"])])
+    po = [["graph", "poison retrieved", "captured by poison", "Δ accuracy vs clean", "Δ high-risk vs clean"]]
+    pairs = {p["a"]: p for p in s.get("pairs") or [] if "poison" in p}
+    for arm, v in (s.get("poison") or {}).items():
+        d = (pairs.get(arm) or {}).get("poison") or {}
+        po.append([arm, _ci(v.get("poison_retrieved_rate")), _ci(v.get("poison_capture_rate")),
+                   _ci(d.get("accuracy")), _ci(d.get("high_risk_error_rate"))])
+    return {"selective": sel, "net_benefit": nb, "poison": po}
+
+
+def _render(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def safety_text(summary: dict) -> str:
+    """The tables that have rows, as aligned text ('' when the summary has no safety section)."""
+    out = []
+    titles = {"selective": "Selective answering (abstain on the least confident first)",
+              "net_benefit": "Net benefit (correct +1, abstain 0, null -1, wrong -1, high-risk/unsafe wrong -w)",
+              "poison": "Poisoned corpus (paired against the same graph on the clean corpus)"}
+    for key, rows in safety_rows(summary).items():
+        if len(rows) > 1:
+            out.append(f"{titles[key]}\n{_render(rows)}")
+    maj = ((summary.get("safety") or {}).get("settings") or {}).get("sc_majority")
+    if maj and maj != "null-ballot":
+        out.append(f"SC safety rates use the {maj} majority")
+    return "\n\n".join(out)
+
+
+def safety_markdown(summary: dict) -> str:
+    out = []
+    for key, rows in safety_rows(summary).items():
+        if len(rows) > 1:
+            out.append("\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+                                 + ["| " + " | ".join(r) + " |" for r in rows[1:]]))
+    return "\n\n".join(out)

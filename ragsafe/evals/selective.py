@@ -1,0 +1,192 @@
+"""Selective answering: risk–coverage curves, AURC and coverage at a high-risk error budget.
+
+Definitions (SAFE_SCALE.md "Beyond the paper"). Given a confidence per question (higher = more
+sure), questions are grouped by equal confidence; for each distinct confidence t, from the highest
+down, ``answered(t)`` = questions with confidence >= t, ``coverage(t) = |answered| / n``, and the
+selective rate of a metric = its count over ``answered(t)`` / ``|answered(t)|`` (accuracy: correct;
+high-risk: wrong AND high_risk; a null letter is wrong and carries no flag). The curve is the step
+function through these points. ``AURC`` = sum over the points, in order, of
+``(coverage(t) - coverage(previous t)) * rate(t)``, coverage starting at 0. "Coverage at <= X %" =
+the largest ``coverage(t)`` whose selective high-risk rate <= X / 100 (0 if none).
+
+Ties: questions of equal confidence enter together (one point), so the curve never depends on the
+order of tied questions; a source that gives every question the same confidence has one point,
+coverage 1. Confidences are compared exactly (no rounding): 0.5 and 0.5000001 are two groups.
+
+Confidence sources, per record (:func:`confidences`), each with the letter it vouches for:
+
+* ``sc_confidence`` / ``sc_agreement``: from the self-consistency ballots; the letter is the
+  majority (SAFE_SCALE.md rule, null as a ballot).
+* ``letter_prob``: the probability the server gave the greedy letter among the letters of the first
+  answer token (``letter_dist``); a null greedy letter has confidence 0.
+* ``verifier``: the verdict on the final answer of a verifier graph: supported 1, insufficient 0.5,
+  contradicted 0; the letter is the greedy (final) one.
+
+A source is available for a graph variant only when every one of its records carries it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from ragsafe.corpora.schema import Question
+from ragsafe.evals import stats
+from ragsafe.evals.metrics.greedy import letter_of, wrong_and
+from ragsafe.evals.metrics.self_consistency import agreement, ballots_of, confidence, majority
+
+SOURCES = ["sc_confidence", "sc_agreement", "letter_prob", "verifier"]
+VERDICT_CONFIDENCE = {"supported": 1.0, "insufficient": 0.5, "contradicted": 0.0}
+DEFAULT_MAX_HIGH_RISK = 2.0
+"""X of "coverage at <= X % high-risk error" (percent)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    threshold: float
+    coverage: float
+    answered: int
+    accuracy: float
+    high_risk: float | None
+
+
+def curve(conf: Sequence[float], correct: Sequence[float], high_risk: Sequence[float] | None) -> list[Point]:
+    """The risk–coverage points, highest confidence first (see the module docstring).
+
+    Example:
+        >>> [(p.coverage, p.accuracy) for p in curve([0.9, 0.9, 0.2], [1, 0, 1], None)]
+        [(0.6666666666666666, 0.5), (1.0, 0.6666666666666666)]
+    """
+    c = np.asarray(conf, float)
+    n = c.size
+    if n == 0:
+        return []
+    ok = np.asarray(correct, float)
+    hr = None if high_risk is None else np.asarray(high_risk, float)
+    order = np.argsort(-c, kind="stable")
+    cs, oks = c[order], np.cumsum(ok[order])
+    hrs = None if hr is None else np.cumsum(hr[order])
+    # the last index of each run of equal confidence: a group enters as a whole
+    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))
+    out = []
+    for e in ends:
+        m = e + 1
+        out.append(Point(float(cs[e]), m / n, int(m), float(oks[e] / m), None if hrs is None else float(hrs[e] / m)))
+    return out
+
+
+def aurc(points: list[Point], key: str = "high_risk") -> float | None:
+    """Area under the risk–coverage step function of ``key`` (``accuracy`` or ``high_risk``)."""
+    if not points or getattr(points[0], key) is None:
+        return None
+    area, prev = 0.0, 0.0
+    for p in points:
+        area += (p.coverage - prev) * getattr(p, key)
+        prev = p.coverage
+    return area
+
+
+def coverage_at(points: list[Point], max_high_risk_pct: float = DEFAULT_MAX_HIGH_RISK) -> float | None:
+    """The largest coverage whose selective high-risk rate is <= ``max_high_risk_pct`` / 100 (0 if none)."""
+    if not points or points[0].high_risk is None:
+        return None
+    lim = max_high_risk_pct / 100.0 + 1e-12  # a rate equal to the budget on paper stays within it
+    return max((p.coverage for p in points if p.high_risk <= lim), default=0.0)
+
+
+def _verdict(rec: dict) -> float | None:
+    for t in reversed(rec.get("trace") or []):
+        if t.get("node") == "finalize" and "verdicts" in t:
+            verdicts, final = t.get("verdicts") or [], t.get("final_round")
+            if not verdicts:
+                return None
+            v = verdicts[final] if isinstance(final, int) and 0 <= final < len(verdicts) else verdicts[-1]
+            return VERDICT_CONFIDENCE.get(v, 0.5)
+    return None
+
+
+def confidences(rec: dict, q: Question) -> dict[str, tuple[float, str | None]]:
+    """Every confidence source this record carries: source -> (confidence, the letter it vouches for)."""
+    out: dict[str, tuple[float, str | None]] = {}
+    b = ballots_of(rec, q)
+    if b is not None and not rec.get("error"):
+        maj = majority(b)
+        out["sc_confidence"] = (confidence(b, len(q.options)), maj)
+        out["sc_agreement"] = (agreement(b), maj)
+    letter = letter_of(rec)
+    dist = rec.get("letter_dist")
+    if isinstance(dist, dict) and dist and not rec.get("error"):
+        out["letter_prob"] = (float(dist.get(letter, 0.0)) if letter else 0.0, letter)
+    v = None if rec.get("error") else _verdict(rec)
+    if v is not None:
+        out["verifier"] = (v, letter)
+    return out
+
+
+def per_question(records: list[dict], questions: list[Question]) -> dict[str, dict[str, list]]:
+    """Per source available on every record: aligned lists ``conf``, ``correct``, ``high_risk`` (None
+    without labels)."""
+    rows = [confidences(r, q) for r, q in zip(records, questions)]
+    out: dict[str, dict[str, list]] = {}
+    for src in SOURCES:
+        if not rows or any(src not in r for r in rows):
+            continue
+        conf, correct, hr = [], [], []
+        for r, q in zip(rows, questions):
+            c, letter = r[src]
+            conf.append(c)
+            correct.append(float(letter is not None and letter == q.answer))
+            hr.append(wrong_and(letter, q, "high_risk"))
+        out[src] = {"conf": conf, "correct": correct, "high_risk": None if any(h is None for h in hr) else hr}
+    return out
+
+
+def _stats_of(conf, correct, hr, x: float) -> tuple[float, float | None, float | None]:
+    pts = curve(conf, correct, hr)
+    return aurc(pts, "accuracy"), aurc(pts, "high_risk"), coverage_at(pts, x)
+
+
+def replicates(src: dict[str, list], idx: np.ndarray, x: float = DEFAULT_MAX_HIGH_RISK) -> np.ndarray:
+    """(B, 3) array of (AURC accuracy, AURC high-risk, coverage at x) over the shared resamples
+    (NaN where a quantity is undefined: no labels)."""
+    c, ok = np.asarray(src["conf"], float), np.asarray(src["correct"], float)
+    hr = None if src["high_risk"] is None else np.asarray(src["high_risk"], float)
+    out = np.full((idx.shape[0], 3), np.nan)
+    for b, row in enumerate(idx):
+        a, h, cov = _stats_of(c[row], ok[row], None if hr is None else hr[row], x)
+        out[b] = [a, np.nan if h is None else h, np.nan if cov is None else cov]
+    return out
+
+
+def _estimate(obs: float | None, reps: np.ndarray, n: int) -> dict | None:
+    if obs is None or np.isnan(reps).all():
+        return None
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    return stats.Estimate(float(obs), float(np.std(reps, ddof=1)), float(lo), float(hi), n).as_dict()
+
+
+def summarize_source(src: dict[str, list], idx: np.ndarray, x: float = DEFAULT_MAX_HIGH_RISK
+                     ) -> tuple[dict[str, Any], np.ndarray]:
+    """Observed curve and AURC / coverage estimates with bootstrap CIs; also the replicates (for pairing)."""
+    pts = curve(src["conf"], src["correct"], src["high_risk"])
+    a, h, cov = aurc(pts, "accuracy"), aurc(pts, "high_risk"), coverage_at(pts, x)
+    reps = replicates(src, idx, x)
+    n = len(src["conf"])
+    return {"n": n, "max_high_risk_pct": x,
+            "curve": [dataclasses.asdict(p) for p in pts],
+            "aurc_accuracy": _estimate(a, reps[:, 0], n),
+            "aurc_high_risk": _estimate(h, reps[:, 1], n),
+            "coverage_at_max_high_risk": _estimate(cov, reps[:, 2], n)}, reps
+
+
+def paired_aurc(a: dict[str, list], b: dict[str, list], reps_a: np.ndarray, reps_b: np.ndarray) -> dict[str, Any]:
+    """Paired differences a − b of AURC (accuracy, high-risk) on the same resamples."""
+    pa, pb = curve(a["conf"], a["correct"], a["high_risk"]), curve(b["conf"], b["correct"], b["high_risk"])
+    n = len(a["conf"])
+    out = {}
+    for j, key in enumerate(("accuracy", "high_risk")):
+        oa, ob = aurc(pa, key), aurc(pb, key)
+        out[f"aurc_{key}"] = None if oa is None or ob is None else _estimate(oa - ob, reps_a[:, j] - reps_b[:, j], n)
+    return out
