@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from ragsafe.corpora.schema import Question
-from ragsafe.evals.metrics.greedy import letter_of
+from ragsafe.evals.metrics.registry import letter_of
 
 ABSTENTION = "abstention"
 

@@ -26,7 +26,7 @@ from ragsafe.corpora.poison import is_poison
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import net_benefit as nb
 from ragsafe.evals import selective, stats
-from ragsafe.evals.metrics.greedy import letter_of, wrong_and
+from ragsafe.evals.metrics.registry import letter_of, wrong_and
 
 POISON_SUFFIX = "+poison"
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import stats
-from ragsafe.evals.metrics.greedy import letter_of, wrong_and
+from ragsafe.evals.metrics.registry import letter_of, wrong_and
 from ragsafe.evals.metrics.self_consistency import agreement, ballots_of, confidence, majority
 
 SOURCES = ["sc_confidence", "sc_agreement", "letter_prob", "verifier"]

@@ -7,8 +7,8 @@ import pytest
 
 from ragsafe.corpora.schema import OptionLabels, Question
 from ragsafe.evals import attribution
+from ragsafe.evals.metrics import Options, metrics
 from ragsafe.evals.metrics import self_consistency as sc
-from ragsafe.evals.metrics.greedy import Options, metrics
 from ragsafe.evals.reports.safety import safety_text
 from ragsafe.evals.score import analyze
 from ragsafe.experiments.runs import Arm
