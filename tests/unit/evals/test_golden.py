@@ -76,7 +76,9 @@ def test_summary_json_of_every_fixture_run_is_byte_identical(runs):
     for d in runs:
         score_run_dir(d)
     for rel in _golden_files("runs"):
-        got, want = _frozen_bytes(Path(rel).read_bytes()), (GOLDEN / rel).read_bytes()
+        got, want = Path(rel).read_bytes(), (GOLDEN / rel).read_bytes()
+        if Path(rel).name == "summary.json":
+            got = _frozen_bytes(got)
         assert got == want, f"{rel} differs from the frozen copy (first differing byte at " \
                             f"{next(i for i, (a, b) in enumerate(zip(got + b' ', want + b'  ')) if a != b)})"
 
