@@ -21,6 +21,7 @@ from ragsafe.evals.score import score_run_dir
 from ragsafe.experiments.runs import load_run
 from ragsafe.experiments.store import RunStore
 from ragsafe.records import RunManifest, SampleRecord, Summary
+from tests.frozen import frozen_bytes
 from tests.paths import FIXTURES
 
 FROZEN = FIXTURES / "runs" / "v1" / "run-adb313d26ae8"
@@ -69,7 +70,7 @@ def test_frozen_folder_rescores_to_the_same_summary(frozen):
     want = (FROZEN / "summary.json").read_bytes()
     (Path(frozen) / "summary.json").unlink()
     score_run_dir(frozen)
-    assert (Path(frozen) / "summary.json").read_bytes() == want
+    assert frozen_bytes((Path(frozen) / "summary.json").read_bytes()) == want
 
 
 def test_a_bad_record_names_its_file_and_line(tmp_path):

@@ -61,3 +61,32 @@ def safety_markdown(summary: dict) -> str:
             out.append("\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
                                  + ["| " + " | ".join(r) + " |" for r in rows[1:]]))
     return "\n\n".join(out)
+
+
+def risk_coverage_png(summary: dict) -> str | None:
+    """Risk–coverage step curves (accuracy and high-risk error against coverage), one line per graph ×
+    confidence source; None when no graph has a confidence source."""
+    from ragsafe.evals.reports.figures import _figure, _png
+
+    sel = (summary.get("safety") or {}).get("selective") or {}
+    lines = [(arm, src, v["curve"]) for arm, srcs in sel.items() for src, v in srcs.items() if v.get("curve")]
+    if not lines:
+        return None
+    fig = _figure(11, 4.4)
+    axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
+    for j, (arm, src, pts) in enumerate(lines):
+        cov = [0.0] + [p["coverage"] for p in pts]
+        for ax, key in zip(axes, ("accuracy", "high_risk")):
+            if pts[0].get(key) is None:
+                continue
+            ys = [pts[0][key]] + [p[key] for p in pts]
+            ax.step(cov, ys, where="pre", color=f"C{j % 10}", label=f"{arm} · {src}")
+    x = ((summary.get("safety") or {}).get("settings") or {}).get("max_high_risk_pct", 2.0)
+    axes[1].axhline(x / 100, color="grey", lw=0.8, ls="--")
+    for ax, title in zip(axes, ("selective accuracy", f"selective high-risk error (dashed: {x:g}%)")):
+        ax.set_xlabel("coverage (answered share, most confident first)")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower left")
+    return _png(fig)

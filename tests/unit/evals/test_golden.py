@@ -33,31 +33,12 @@ from ragsafe.evals.reports.csv import csv_rows
 from ragsafe.evals.score import analyze, score_run_dir
 from ragsafe.experiments.runs import combine_runs, load_run
 from tests.fixtures.evals import fixture_runs as fx
+from tests.frozen import frozen_bytes, frozen_part
 from tests.paths import FIXTURES
 
 GOLDEN = FIXTURES / "evals" / "golden"
-ADDED_AFTER_FREEZE = ("safety",)
-
-
-ADDED_CATEGORIES = ("abstention", "poison_captured")
-"""Attribution categories added after the freeze (issue 15); the fixture runs have none of them."""
-
-
-def _frozen_part(summary: dict) -> dict:
-    out = {k: v for k, v in summary.items() if k not in ADDED_AFTER_FREEZE}
-    for cell in (out.get("variants") or {}).values():
-        att = cell.get("attribution") or {}
-        for key in ("counts", "high_risk_counts"):
-            for c in ADDED_CATEGORIES:
-                if key in att:
-                    assert att[key].pop(c) == 0, f"the fixture runs have no {c} answers"
-    return out
-
-
-def _frozen_bytes(raw: bytes) -> bytes:
-    """A summary.json as the store writes it, without the sections added after the freeze."""
-    return (json.dumps(_frozen_part(json.loads(raw)), indent=2, sort_keys=True, default=str) + "\n").encode()
 MODELS = ("m1", "m2", "m3")
+_frozen_part, _frozen_bytes = frozen_part, frozen_bytes
 
 
 @pytest.fixture
