@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 
 from ragsafe.corpora.errors import DataError
-from ragsafe.corpora.formats import mcq, radsafe, radsafe_csv, ragsafe  # noqa: F401  (each registers its format)
+from ragsafe.corpora.formats import mapped, mcq, radsafe, radsafe_csv, ragsafe  # noqa: F401  (each registers its format)
 from ragsafe.corpora.formats.base import loaders
 from ragsafe.corpora.formats.common import FLAG_RE, RAGSAFE_KEYS
 from ragsafe.corpora.schema import Benchmark
@@ -167,6 +167,8 @@ def load_any(spec: str | Path, fmt: str | None = None, *, name: str | None = Non
         m = _PREFIX.match(text)
         if m and m.group(1) in loaders and not Path(text).exists():
             fmt, text = m.group(1), m.group(2)
+    if fmt == "mapped" and "#" in text and "map" not in options:
+        text, options["map"] = text.split("#", 1)  # mapped:FILE#question=...,options=...,answer=... (--map)
     files = _split(text)
     for p in files:
         if not p.exists():
@@ -203,7 +205,7 @@ def load_any(spec: str | Path, fmt: str | None = None, *, name: str | None = Non
 
 
 MANIFEST_FILES = {"ragsafe": ("path", "paths"), "radsafe": ("unified", "labels"), "radsafe-csv": ("path",),
-                  "mcq": ("path", "paths")}
+                  "mcq": ("path", "paths"), "mapped": ("path", "paths")}
 
 
 def load_manifest(path: Path) -> Benchmark:

@@ -133,6 +133,8 @@ class Benchmark:
     files: list[str]
     problems: list[Problem] = dataclasses.field(default_factory=list)
     n_records: int = 0
+    mapping: Any = None
+    """How a mapped file's fields were read (:class:`~ragsafe.corpora.formats.mapped.FieldMap`), else None."""
 
     @property
     def errors(self) -> list[Problem]:
