@@ -39,3 +39,14 @@ def cache_mode(a: argparse.Namespace) -> str:
     if a.no_cache and a.refresh_cache:
         raise ConfigError("--no-cache and --refresh-cache exclude each other; pick one")
     return "off" if a.no_cache else "refresh" if a.refresh_cache else "use"
+
+
+MAP_HELP = ("read the benchmark file through a field mapping (the mapped format: JSON, JSONL, CSV or Parquet), "
+            "e.g. question=stem,options=opa+opb+opc+opd,answer=cop,answer_format=index,index_base=1; "
+            "keys in ragsafe/corpora/formats/mapped.py")
+
+
+def benchmark_spec(spec: str, mapping: str | None) -> str:
+    """The benchmark spec a ``--map`` turns ``spec`` into (the mapping travels inside it, so it is hashed)."""
+    return f"mapped:{spec}#{mapping}" if mapping else spec
+

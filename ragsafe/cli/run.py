@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ragsafe.cli.common import cache_args, cache_mode, chroma_args, split_arg, split_of
+from ragsafe.cli.common import MAP_HELP, benchmark_spec, cache_args, cache_mode, chroma_args, split_arg, split_of
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 from ragsafe.defaults import DEFAULT_MODEL
 
@@ -46,7 +46,7 @@ def cmd_run(a) -> int:
     from ragsafe.experiments.store import RunStore
     from ragsafe.llm.errors import EndpointUnreachable
 
-    cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=a.benchmark, corpus=a.corpus,
+    cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=benchmark_spec(a.benchmark, a.map), corpus=a.corpus,
                     split=split_of(a), limit=a.limit, endpoint=endpoint_of(a), answer=answer_policy_of(a),
                     out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, poison=a.poison, chunk_size=a.chunk_size,
                     chunk_overlap=a.chunk_overlap, concurrency=a.concurrency, skip_invalid=a.skip_invalid,
@@ -72,6 +72,7 @@ def register(sub) -> None:
     p.add_argument("--grid", action="append", help="graph.param=v1,v2,...: one variant per value; repeat")
     p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
     p.add_argument("--benchmark", default="demo", help="registered benchmark name or a path (default demo)")
+    p.add_argument("--map", default=None, metavar="KEY=FIELD,...", help=MAP_HELP)
     split_arg(p)
     p.add_argument("--limit", type=int, default=None, help="first N questions in id order (after --split)")
     p.add_argument("--out", default="runs", help="folder that holds run folders (default runs)")

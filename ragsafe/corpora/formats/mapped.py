@@ -224,6 +224,19 @@ def _answer(raw: Any, options: dict[str, Any], m: FieldMap) -> tuple[str | None,
                   if same else f"answer {raw!r} is not the exact text of any option")
 
 
+def preview(q: Question) -> str:
+    """One question as ragsafe reads it (``ragsafe validate`` prints the first of a mapped file)."""
+    lines = [f"id: {q.id}", f"question: {q.question[:200]}"]
+    lines += [f"{k}. {v}" + ("   <- answer" if k == q.answer else "") for k, v in q.options.items()]
+    for k in ("subspecialty", "question_type"):
+        if getattr(q, k, None):
+            lines.append(f"{k}: {getattr(q, k)}")
+    lines.append(f"labels: {'yes' if q.labels else 'none (label metrics will be n/a)'}")
+    lines.append("evidence: " + (", ".join(k for k in ("evidence_clean", "evidence_conflict") if getattr(q, k, None))
+                                 or "none (evidence conditions cannot run)"))
+    return "\n".join(lines)
+
+
 def load_mapped(files: list[Path], name: str | None = None, *, map: str | dict | FieldMap | None = None
                 ) -> Benchmark:
     """Read MCQ records from JSON, JSONL, CSV or Parquet files through a field mapping."""

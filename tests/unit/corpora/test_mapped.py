@@ -136,3 +136,17 @@ def test_label_metrics_are_na_without_labels(tmp_path):
     v = s["variants"]["closed_book"]
     assert v["metrics"]["accuracy"]["mean"] == pytest.approx(2 / 3) and v["metrics"]["accuracy"]["n"] == 3
     assert "labels" in v["na"]["high_risk_error_rate"]
+
+
+def test_validate_prints_the_mapping_and_a_record(tmp_path, capsys):
+    from ragsafe.cli.main import main
+
+    p = _csv(tmp_path / "v.csv", [[q, *o, "ABCD".index(a) + 1] for q, o, a, _ in ROWS],
+             ["question", "opa", "opb", "opc", "opd", "cop"])
+    m = "question=question,options=opa+opb+opc+opd,answer=cop,answer_format=index,index_base=1"
+    assert main(["validate", str(p), "--map", m]) == 0
+    out = capsys.readouterr().out
+    assert "options           <- opa+opb+opc+opd" in out and "index_base        <- 1" in out
+    assert f"B. {ROWS[0][1][1]}" in out and f"A. {ROWS[0][1][0]}   <- answer" in out
+    assert "labels: none (label metrics will be n/a)" in out
+    assert main(["validate", str(p), "--map", m.replace("index_base=1", "index_base=2")]) != 0
