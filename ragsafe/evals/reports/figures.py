@@ -3,8 +3,8 @@ attribution, graph diagrams.
 
 Which metrics a figure shows comes from their registration: the scatter plots the ``headline`` pair
 (accuracy up, high-risk error rate across), the bar chart every ``bar`` metric; floor and ceiling
-are the graphs whose role :func:`ragsafe.experiments.runs.role_of` names. matplotlib and the graph
-registry are imported when a figure is drawn (heavy, and not needed for text reports).
+are the graphs whose role :func:`ragsafe.experiments.runs.role_of` names. matplotlib is imported
+when a figure is drawn (heavy; this module is imported only for the HTML report).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
 from ragsafe.evals.calibration import SOURCES
 from ragsafe.evals.metrics import select
 from ragsafe.experiments.runs import CEILING, FLOOR, role_of
+from ragsafe.graphs import graphs
+from ragsafe.graphs.show import png_bytes
 
 
 def _png(fig) -> str:
@@ -176,9 +178,6 @@ def attribution_png(summary: dict) -> str | None:
 
 def graph_diagrams(summary: dict) -> str:
     """One diagram per distinct (graph, params) among the cells, built with the params the run used (HTML)."""
-    from ragsafe.graphs import graphs
-    from ragsafe.graphs.show import png_bytes
-
     out, seen = [], set()
     for cell in summary.get("variants", {}).values():
         name, params = cell.get("graph"), cell.get("params") or {}
