@@ -13,7 +13,8 @@ from ragsafe.config import ConfigError, EndpointConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "load_run", "graph", "Deps", "State", "__version__"]
+__all__ = ["ConfigError", "EndpointConfig", "RunConfig", "run", "load_run", "graph", "metric", "Deps", "State",
+           "__version__"]
 
 
 def __getattr__(name):  # heavy imports (torch, chromadb) only when used
@@ -29,6 +30,10 @@ def __getattr__(name):  # heavy imports (torch, chromadb) only when used
         from ragsafe.experiments.execute import run
 
         return run
+    if name == "metric":
+        from ragsafe.evals.metrics import metric
+
+        return metric
     if name in ("graph", "Deps", "State"):
         from ragsafe import graphs
 
