@@ -41,66 +41,37 @@ import functools
 import hashlib
 import inspect
 import itertools
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
-from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED, CHUNK_OVERLAP, CHUNK_SIZE, DEFAULT_MODEL
+from ragsafe.defaults import DEFAULT_MODEL
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
 from ragsafe.experiments.execute import execute_runs
 from ragsafe.experiments.plan import RunJob, prepare
 from ragsafe.experiments.progress import log, pick_reporter
 from ragsafe.experiments.shards import Shard
+from ragsafe.experiments.sweep_schema import (
+    EndpointSpec,
+    GraphTable,
+    SelfConsistencySpec,
+    SweepError,
+    SweepFile,
+    describe,
+    parse_sweep_file,
+)
 from ragsafe.graphs import graphs, load_graph_module
 from ragsafe.params import ParamSyntaxError, format_nested, format_value, format_variant, parse_nested, parse_variant
 
-TOP_KEYS = {
-    "name": "a label for this sweep (default: the file name)",
-    "benchmark": "registered benchmark or path to a .jsonl file (default: demo)",
-    "split": "dev or test (default: all questions)",
-    "limit": "first N questions in id order",
-    "corpus": "registered corpus, folder of .md/.txt, or .jsonl dump (default: demo)",
-    "chunk": f"{{size: {CHUNK_SIZE}, overlap: {CHUNK_OVERLAP}}}",
-    "chroma": "{path: FOLDER} or {url: http://127.0.0.1:8000}",
-    "seeds": "list of sampling seeds, e.g. [0, 1, 2] (default: [0])",
-    "endpoints": "list of endpoints (model, base_url, replicas, concurrency, ...)",
-    "graphs": "list of graph names, 'name[k=v]' strings, or {name, params, grid} tables",
-    "self_consistency": "{over: [graphs], n: 20, temperature: 0.7, resample: answer}",
-    "out": "folder that holds the run folders (default: runs)",
-    "skip_invalid": "true to run without the benchmark's invalid records",
-    "allow_errors": "true to report metrics for variants with error samples",
-    "graph_modules": "list of modules or .py files with your own @graph factories",
-    "bootstrap": f"{{B: {BOOTSTRAP_B}, seed: {BOOTSTRAP_SEED}}}",
-}
-ENDPOINT_KEYS = {
-    "name": "a label (default: the model id)",
-    "model": "model id the server serves (for base_url local: an embedded model)",
-    "base_url": "OpenAI-compatible base URL, or local for the embedded server (default: local)",
-    "replicas": "further base URLs serving the same model",
-    "concurrency": "requests in flight per URL (default: 4)",
-    "workers": "questions in flight (default: 2 x concurrency x URLs)",
-    "api_key_env": "name of the environment variable that holds the key",
-    "timeout": "per-request timeout in seconds",
-    "max_retries": "retries on connection errors, timeouts, 429 and 5xx",
-    "backoff_initial": "first backoff wait in seconds (default: 0.5)",
-    "backoff_max": "longest backoff wait in seconds (default: 20)",
-    "answer_mode": "generate or letter_logprobs",
-    "max_tokens": "answer budget in tokens",
-    "context_window": "model context size in tokens",
-}
-GRAPH_KEYS = {"name": "registered graph name", "params": "{param: value}", "grid": "{param: [v1, v2]}"}
-SC_KEYS = {"over": "list of graphs to wrap", "n": "samples (or a list)", "temperature": "float (or a list)",
-           "resample": "answer or graph (or a list)", "inner_params": "not here: write 'graph[k=v]' in over"}
+TOP_KEYS = describe(SweepFile)
+ENDPOINT_KEYS = describe(EndpointSpec)
+GRAPH_KEYS = describe(GraphTable)
+SC_KEYS = describe(SelfConsistencySpec)
 
 FIXED_CALLS = {"closed_book": 1, "clean_evidence": 1, "conflict_evidence": 1, "standard_rag": 1,
                "precomputed_report": 1}
 """LLM calls per question of the built-in single-call graphs (others declare their own)."""
-
-
-class SweepError(ConfigError):
-    """A sweep file problem: names the file, the key and the fix."""
 
 
 @dataclasses.dataclass
@@ -194,304 +165,184 @@ def _parse(path: Path, raw: bytes) -> dict:
     return data
 
 
-class _Checker:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str, fix: str) -> SweepError:
-        return SweepError(f"{self.path}: {key}: {problem}. Fix: {fix}")
-
-    def keys(self, table: dict, allowed: dict[str, str], where: str) -> None:
-        for k in table:
-            if k not in allowed:
-                near = difflib.get_close_matches(str(k), list(allowed), n=1)
-                hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(allowed)}"
-                if k == "api_key":
-                    raise self.fail(f"{where}{k}", "an API key never goes into a sweep file",
-                                    "export the key in an environment variable and name it with api_key_env")
-                raise self.fail(f"{where}{k}", "unknown key", f"remove it or rename it; {hint}")
-
-    def table(self, value: Any, key: str, example: str) -> dict:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a table, got {_show(value)}", f"write it as {example}")
-        return value
-
-    def string(self, value: Any, key: str, example: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"expected a non-empty string, got {_show(value)}", f"write e.g. {key.split('.')[-1]}: {example}")
-        return value.strip()
-
-    def integer(self, value: Any, key: str, *, low: int, example: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise self.fail(key, f"expected an integer >= {low}, got {_show(value)}",
-                            f"write e.g. {key.split('.')[-1].split('[')[0]}: {example}")
-        return value
-
-    def number(self, value: Any, key: str, *, low: float, example: float, strict: bool = False) -> float:
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (value > low if strict else value >= low)
-        if not ok:
-            raise self.fail(key, f"expected a number {'>' if strict else '>='} {low}, got {_show(value)}",
-                            f"write e.g. {key.split('.')[-1]}: {example}")
-        return float(value)
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {_show(value)}", f"write {key.split('.')[-1]}: true")
-        return value
-
-    def strings(self, value: Any, key: str, example: str) -> list[str]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
-            raise self.fail(key, f"expected a list of strings, got {_show(value)}", f"write e.g. {example}")
-        return [x.strip() for x in value]
-
-
-def _show(v: Any) -> str:
-    text = json.dumps(v, default=str)
-    return (text[:60] + "...") if len(text) > 60 else text
+def _fail(path: Path, key: str, problem: str, fix: str) -> SweepError:
+    return SweepError(f"{path}: {key}: {problem}. Fix: {fix}")
 
 
 def _validate(path: Path, data: dict, sha: str) -> Sweep:
-    c = _Checker(path)
-    c.keys(data, TOP_KEYS, "")
+    """The file's shape is checked by :func:`parse_sweep_file` (keys, types, bounds); what follows checks
+    what needs the registries and the relations between keys."""
+    f = parse_sweep_file(path, data)
     modules = []
-    for mod in c.strings(data.get("graph_modules", []), "graph_modules", "graph_modules: [my_graphs.py]"):
+    for mod in f.graph_modules:
         if mod.endswith(".py") and not Path(mod).exists() and (path.parent / mod).exists():
             mod = str(path.parent / mod)  # a file named relative to the sweep file
         try:
             load_graph_module(mod)
         except (ImportError, FileNotFoundError, ValueError) as e:
-            raise c.fail("graph_modules", f"cannot load {mod!r} ({e})",
-                         "give an importable module or an existing .py file") from None
+            raise _fail(path, "graph_modules", f"cannot load {mod!r} ({e})",
+                        "give an importable module or an existing .py file") from None
         modules.append(mod)
     # loaded here, once per process: the runs' configs do not load them again
-    base: dict[str, Any] = {"graph_modules": []}
-    base["benchmark"] = c.string(data.get("benchmark", "demo"), "benchmark", "demo")
     from ragsafe.corpora.benchmark import benchmarks
-    if not Path(base["benchmark"]).exists() and base["benchmark"] not in benchmarks:
-        raise c.fail("benchmark", f"{base['benchmark']!r} is neither a registered benchmark nor an existing file",
-                     f"use one of {', '.join(benchmarks.names())}, or a path to a .jsonl file")
-    split = data.get("split")
-    if split is not None and split not in ("dev", "test"):
-        raise c.fail("split", f"expected dev or test, got {_show(split)}", "write split: test, or remove the key")
-    base["split"] = split
-    if data.get("limit") is not None:
-        base["limit"] = c.integer(data["limit"], "limit", low=1, example=50)
-    base["corpus"] = c.string(data.get("corpus", "demo"), "corpus", "demo")
     from ragsafe.corpora.documents import corpora
 
-    if not Path(base["corpus"]).exists() and base["corpus"] not in corpora:
-        raise c.fail("corpus", f"{base['corpus']!r} is neither a registered corpus nor an existing folder or file",
-                     f"use one of {', '.join(corpora.names())}, a folder of .md/.txt files, or a .jsonl dump")
-    chunk = c.table(data.get("chunk", {}), "chunk", f"chunk: {TOP_KEYS['chunk']}")
-    c.keys(chunk, {"size": "", "overlap": ""}, "chunk.")
-    base["chunk_size"] = c.integer(chunk.get("size", CHUNK_SIZE), "chunk.size", low=1, example=CHUNK_SIZE)
-    base["chunk_overlap"] = c.integer(chunk.get("overlap", CHUNK_OVERLAP), "chunk.overlap", low=0, example=CHUNK_OVERLAP)
-    if base["chunk_overlap"] >= base["chunk_size"]:
-        raise c.fail("chunk.overlap", f"overlap {base['chunk_overlap']} must be below size {base['chunk_size']}",
-                     "lower chunk.overlap")
-    chroma = c.table(data.get("chroma", {}), "chroma", "chroma: {url: http://127.0.0.1:8000}")
-    c.keys(chroma, {"path": "", "url": ""}, "chroma.")
-    base["chroma_path"] = chroma.get("path") and c.string(chroma["path"], "chroma.path", "/data/chroma")
-    base["chroma_url"] = chroma.get("url") and c.string(chroma["url"], "chroma.url", "http://127.0.0.1:8000")
-    base["out"] = c.string(data.get("out", "runs"), "out", "runs")
-    base["skip_invalid"] = c.boolean(data.get("skip_invalid", False), "skip_invalid")
-    base["allow_errors"] = c.boolean(data.get("allow_errors", False), "allow_errors")
-    boot = c.table(data.get("bootstrap", {}), "bootstrap", f"bootstrap: {TOP_KEYS['bootstrap']}")
-    c.keys(boot, {"B": "", "seed": ""}, "bootstrap.")
-    base["bootstrap_B"] = c.integer(boot.get("B", BOOTSTRAP_B), "bootstrap.B", low=1, example=BOOTSTRAP_B)
-    base["bootstrap_seed"] = c.integer(boot.get("seed", BOOTSTRAP_SEED), "bootstrap.seed", low=0, example=BOOTSTRAP_SEED)
-
-    seeds = data.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds:
-        raise c.fail("seeds", f"expected a non-empty list of integers, got {_show(seeds)}", "write seeds: [0, 1, 2]")
-    seeds = [c.integer(s, f"seeds[{i}]", low=0, example=0) for i, s in enumerate(seeds)]
-    if len(set(seeds)) != len(seeds):
-        raise c.fail("seeds", f"seed listed twice in {seeds}", "list each seed once")
-
-    endpoints = _endpoints(c, data)
-    specs = _graphs(c, data)
+    if not Path(f.benchmark).exists() and f.benchmark not in benchmarks:
+        raise _fail(path, "benchmark", f"{f.benchmark!r} is neither a registered benchmark nor an existing file",
+                    f"use one of {', '.join(benchmarks.names())}, or a path to a .jsonl file")
+    if not Path(f.corpus).exists() and f.corpus not in corpora:
+        raise _fail(path, "corpus", f"{f.corpus!r} is neither a registered corpus nor an existing folder or file",
+                    f"use one of {', '.join(corpora.names())}, a folder of .md/.txt files, or a .jsonl dump")
+    if f.chunk.overlap >= f.chunk.size:
+        raise _fail(path, "chunk.overlap", f"overlap {f.chunk.overlap} must be below size {f.chunk.size}",
+                    "lower chunk.overlap")
+    if len(set(f.seeds)) != len(f.seeds):
+        raise _fail(path, "seeds", f"seed listed twice in {f.seeds}", "list each seed once")
+    base: dict[str, Any] = {
+        "graph_modules": [], "benchmark": f.benchmark, "split": f.split, "corpus": f.corpus,
+        "chunk_size": f.chunk.size, "chunk_overlap": f.chunk.overlap, "chroma_path": f.chroma.path or None,
+        "chroma_url": f.chroma.url or None, "out": f.out, "skip_invalid": f.skip_invalid,
+        "allow_errors": f.allow_errors, "bootstrap_B": f.bootstrap.B, "bootstrap_seed": f.bootstrap.seed}
+    if f.limit is not None:
+        base["limit"] = f.limit
+    endpoints = _endpoints(path, f.endpoints)
+    specs = _graphs(path, f) + _self_consistency(path, f.self_consistency)
     if not specs:
-        raise c.fail("graphs", "no graph given", f"add graphs: [closed_book, standard_rag] (valid: {', '.join(graphs.names())})")
+        raise _fail(path, "graphs", "no graph given",
+                    f"add graphs: [closed_book, standard_rag] (valid: {', '.join(graphs.names())})")
     # resolve once now so a bad param fails here, naming the file
     from ragsafe.experiments.variants import resolve_variants
     try:
         resolve_variants(specs, [])
     except ConfigError as e:
-        raise c.fail("graphs", str(e), "each variant (name + params) may appear once") from None
-    return Sweep(path=path, name=str(data.get("name") or path.stem), endpoints=endpoints, graph_specs=specs,
-                 seeds=seeds, base=base, file_sha256=sha, graph_modules=modules)
+        raise _fail(path, "graphs", str(e), "each variant (name + params) may appear once") from None
+    return Sweep(path=path, name=str(f.name or path.stem), endpoints=endpoints, graph_specs=specs,
+                 seeds=f.seeds, base=base, file_sha256=sha, graph_modules=modules)
 
 
-def _endpoints(c: _Checker, data: dict) -> list[Endpoint]:
-
-    raw = data.get("endpoints")
-    if raw is None:
-        raise c.fail("endpoints", "missing", "add endpoints: [{model: MODEL_ID, base_url: http://127.0.0.1:8000/v1, "
-                                             "concurrency: 8}] (or base_url: local for the embedded server)")
-    if isinstance(raw, dict):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise c.fail("endpoints", f"expected a list of tables, got {_show(raw)}", "write endpoints: [{model: ..., base_url: ...}]")
+def _endpoints(path: Path, specs: list[EndpointSpec]) -> list[Endpoint]:
+    if not specs:
+        raise _fail(path, "endpoints", "missing", "add endpoints: [{model: MODEL_ID, base_url: http://127.0.0.1:8000/v1, "
+                                                  "concurrency: 8}] (or base_url: local for the embedded server)")
     out, names = [], set()
-    for i, e in enumerate(raw):
+    for i, e in enumerate(specs):
         where = f"endpoints[{i}]"
-        e = c.table(e, where, "{model: MODEL_ID, base_url: http://127.0.0.1:8000/v1}")
-        c.keys(e, ENDPOINT_KEYS, f"{where}.")
-        base_url = c.string(e.get("base_url", "local"), f"{where}.base_url", "http://127.0.0.1:8000/v1")
-        if base_url != "local" and not base_url.startswith(("http://", "https://")):
-            raise c.fail(f"{where}.base_url", f"{base_url!r} is not an http(s) URL",
-                         "write e.g. http://127.0.0.1:8000/v1, or local for the embedded server")
-        if base_url != "local" and "model" not in e:
-            raise c.fail(f"{where}.model", "missing", "name the model id the server serves, e.g. model: qwen2.5-7b-instruct")
-        model = c.string(e.get("model", DEFAULT_MODEL), f"{where}.model", DEFAULT_MODEL)
-        replicas = c.strings(e.get("replicas", []), f"{where}.replicas", "replicas: [http://127.0.0.1:8001/v1]")
-        for j, r in enumerate(replicas):
+        if e.base_url != "local" and not e.base_url.startswith(("http://", "https://")):
+            raise _fail(path, f"{where}.base_url", f"{e.base_url!r} is not an http(s) URL",
+                        "write e.g. http://127.0.0.1:8000/v1, or local for the embedded server")
+        if e.base_url != "local" and e.model is None:
+            raise _fail(path, f"{where}.model", "missing",
+                        "name the model id the server serves, e.g. model: qwen2.5-7b-instruct")
+        for j, r in enumerate(e.replicas):
             if not r.startswith(("http://", "https://")):
-                raise c.fail(f"{where}.replicas[{j}]", f"{r!r} is not an http(s) URL", "write e.g. http://127.0.0.1:8001/v1")
-        if replicas and base_url == "local":
-            raise c.fail(f"{where}.replicas", "replicas need a remote base_url (local starts one embedded server)",
-                         "set base_url to one of the servers and list the others under replicas")
-        concurrency = c.integer(e.get("concurrency", 4), f"{where}.concurrency", low=1, example=8)
-        urls = 1 + len(replicas)
-        workers = c.integer(e.get("workers", 2 * concurrency * urls), f"{where}.workers", low=1, example=16)
-        name = c.string(e.get("name", model), f"{where}.name", "qwen-7b")
+                raise _fail(path, f"{where}.replicas[{j}]", f"{r!r} is not an http(s) URL",
+                            "write e.g. http://127.0.0.1:8001/v1")
+        if e.replicas and e.base_url == "local":
+            raise _fail(path, f"{where}.replicas", "replicas need a remote base_url (local starts one embedded server)",
+                        "set base_url to one of the servers and list the others under replicas")
+        model = e.model or DEFAULT_MODEL
+        name = e.name or model
         if name in names:
-            raise c.fail(f"{where}.name", f"endpoint name {name!r} is used twice",
-                         "give each endpoint its own name: key")
+            raise _fail(path, f"{where}.name", f"endpoint name {name!r} is used twice", "give each endpoint its own name: key")
         names.add(name)
-        kw: dict[str, Any] = {}
-        answer: dict[str, Any] = {}
-        if "api_key_env" in e:
-            kw["api_key_env"] = c.string(e["api_key_env"], f"{where}.api_key_env", "OPENAI_API_KEY")
-        if "timeout" in e:
-            kw["timeout"] = c.number(e["timeout"], f"{where}.timeout", low=0, example=120, strict=True)
-        if "max_retries" in e:
-            kw["max_retries"] = c.integer(e["max_retries"], f"{where}.max_retries", low=0, example=4)
-        if "answer_mode" in e:
-            if e["answer_mode"] not in ("generate", "letter_logprobs"):
-                raise c.fail(f"{where}.answer_mode", f"got {_show(e['answer_mode'])}", "write generate or letter_logprobs")
-            answer["answer_mode"] = e["answer_mode"]
-        if "max_tokens" in e:
-            answer["max_tokens"] = c.integer(e["max_tokens"], f"{where}.max_tokens", low=1, example=10)
-        if "context_window" in e:
-            kw["context_window"] = c.integer(e["context_window"], f"{where}.context_window", low=1, example=4096)
-        b0 = c.number(e.get("backoff_initial", 0.5), f"{where}.backoff_initial", low=0, example=0.5)
-        b1 = c.number(e.get("backoff_max", 20.0), f"{where}.backoff_max", low=0, example=20)
-        cfg = EndpointConfig(base_url=base_url, model=model, **kw)
-        out.append(Endpoint(name=name, config=cfg, policy=AnswerPolicy(**answer), replicas=tuple(replicas), concurrency=concurrency,
-                            workers=workers, backoff_initial=b0, backoff_max=max(b0, b1)))
+        kw = {k: v for k, v in (("api_key_env", e.api_key_env), ("timeout", e.timeout), ("max_retries", e.max_retries),
+                                 ("context_window", e.context_window)) if v is not None}
+        answer = {k: v for k, v in (("answer_mode", e.answer_mode), ("max_tokens", e.max_tokens)) if v is not None}
+        workers = e.workers or 2 * e.concurrency * (1 + len(e.replicas))
+        out.append(Endpoint(name=name, config=EndpointConfig(base_url=e.base_url, model=model, **kw),
+                            policy=AnswerPolicy(**answer), replicas=tuple(e.replicas), concurrency=e.concurrency,
+                            workers=workers, backoff_initial=e.backoff_initial,
+                            backoff_max=max(e.backoff_initial, e.backoff_max)))
     return out
 
 
-def _value(v: Any, key: str, c: _Checker) -> str:
+def _value(path: Path, v: Any, key: str) -> str:
     if isinstance(v, str) and any(ch in v for ch in ",[]="):
-        raise c.fail(key, f"value {v!r} holds one of , [ ] = which variant labels use",
-                     "choose a value without them (self_consistency inner params use ';' between pairs)")
+        raise _fail(path, key, f"value {v!r} holds one of , [ ] = which variant labels use",
+                    "choose a value without them (self_consistency inner params use ';' between pairs)")
     try:
         return format_value(v)
     except ParamSyntaxError:
-        raise c.fail(key, f"expected a string, number or boolean, got {_show(v)}", "write a single value") from None
+        raise _fail(path, key, f"expected a string, number or boolean, got {v!r}", "write a single value") from None
 
 
-def _graph_name(c: _Checker, name: Any, key: str) -> str:
-    name = c.string(name, key, "standard_rag")
+def _graph_name(path: Path, name: str, key: str) -> str:
     if name not in graphs:
         near = difflib.get_close_matches(name, graphs.names(), n=1)
-        raise c.fail(key, f"unknown graph {name!r}", (f"did you mean {near[0]!r}? " if near else "")
-                     + f"valid graphs: {', '.join(graphs.names())}")
+        raise _fail(path, key, f"unknown graph {name!r}", (f"did you mean {near[0]!r}? " if near else "")
+                    + f"valid graphs: {', '.join(graphs.names())}")
     return name
 
 
-def _check_params(c: _Checker, name: str, params: dict[str, str], key: str) -> None:
+def _check_params(path: Path, name: str, params: dict[str, str], key: str) -> None:
     try:
         graphs.get(name).make_params(params)
     except ConfigError as e:
-        raise c.fail(key, str(e), f"see `ragsafe graphs show {name}` for its params and their types") from None
+        raise _fail(path, key, str(e), f"see `ragsafe graphs show {name}` for its params and their types") from None
 
 
-def _graphs(c: _Checker, data: dict) -> list[str]:
-    raw = data.get("graphs", [])
-    if isinstance(raw, (str, dict)):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise c.fail("graphs", f"expected a list, got {_show(raw)}", "write graphs: [closed_book, standard_rag]")
-    specs: list[str] = []
-    for i, g in enumerate(raw):
-        where = f"graphs[{i}]"
-        if isinstance(g, str):
-            name, inline = _split_inline(c, g, where)
-            _check_params(c, name, inline, where)
-            specs.append(format_variant(name, inline))
-            continue
-        g = c.table(g, where, "{name: standard_rag, params: {k: 5}, grid: {k: [1, 5, 10]}}")
-        c.keys(g, GRAPH_KEYS, f"{where}.")
-        if "name" not in g:
-            raise c.fail(f"{where}.name", "missing", "add name: standard_rag (a registered graph)")
-        name = _graph_name(c, g["name"], f"{where}.name")
-        params = {k: _value(v, f"{where}.params.{k}", c)
-                  for k, v in c.table(g.get("params", {}), f"{where}.params", "{k: 5}").items()}
-        grid = c.table(g.get("grid", {}), f"{where}.grid", "{k: [1, 5, 10]}")
-        axes = []
-        for k, vals in grid.items():
-            if not isinstance(vals, list) or not vals:
-                raise c.fail(f"{where}.grid.{k}", f"expected a non-empty list, got {_show(vals)}", f"write {k}: [1, 5, 10]")
-            if k in params:
-                raise c.fail(f"{where}.grid.{k}", f"{k} is also set under params", f"keep {k} in one of params or grid")
-            axes.append([(k, _value(v, f"{where}.grid.{k}", c)) for v in vals])
-        for combo in itertools.product(*axes) if axes else [()]:
-            p = {**params, **dict(combo)}
-            _check_params(c, name, p, where)
-            specs.append(format_variant(name, dict(sorted(p.items()))))
-    specs += _self_consistency(c, data)
-    return specs
-
-
-def _split_inline(c: _Checker, text: str, where: str) -> tuple[str, dict[str, str]]:
+def _split_inline(path: Path, text: str, where: str) -> tuple[str, dict[str, str]]:
     try:
         name, params = parse_variant(text)
     except ParamSyntaxError as e:
-        raise c.fail(where, e.problem, e.fix) from None
-    return _graph_name(c, name, where), params
+        raise _fail(path, where, e.problem, e.fix) from None
+    return _graph_name(path, name, where), params
 
 
-def _self_consistency(c: _Checker, data: dict) -> list[str]:
-    if "self_consistency" not in data:
+def _graphs(path: Path, f: SweepFile) -> list[str]:
+    specs: list[str] = []
+    for i, g in enumerate(f.graphs):
+        where = f"graphs[{i}]"
+        if isinstance(g, str):
+            name, inline = _split_inline(path, g, where)
+            _check_params(path, name, inline, where)
+            specs.append(format_variant(name, inline))
+            continue
+        name = _graph_name(path, g.name, f"{where}.name")
+        params = {k: _value(path, v, f"{where}.params.{k}") for k, v in g.params.items()}
+        axes = []
+        for k, vals in g.grid.items():
+            if k in params:
+                raise _fail(path, f"{where}.grid.{k}", f"{k} is also set under params", f"keep {k} in one of params or grid")
+            axes.append([(k, _value(path, v, f"{where}.grid.{k}")) for v in vals])
+        for combo in itertools.product(*axes) if axes else [()]:
+            p = {**params, **dict(combo)}
+            _check_params(path, name, p, where)
+            specs.append(format_variant(name, dict(sorted(p.items()))))
+    return specs
+
+
+def _self_consistency(path: Path, sc: SelfConsistencySpec | None) -> list[str]:
+    if sc is None:
         return []
-    sc = c.table(data["self_consistency"], "self_consistency", "{over: [closed_book], n: 20, temperature: 0.7}")
-    c.keys(sc, SC_KEYS, "self_consistency.")
-    if "inner_params" in sc:
-        raise c.fail("self_consistency.inner_params", "inner params go with each wrapped graph",
-                     "write over: ['standard_rag[k=5]'] instead")
+    if sc.inner_params is not None:
+        raise _fail(path, "self_consistency.inner_params", "inner params go with each wrapped graph",
+                    "write over: ['standard_rag[k=5]'] instead")
     if "self_consistency" not in graphs:
-        raise c.fail("self_consistency", "no graph named self_consistency is registered", "remove the section")
-    over = c.strings(sc.get("over"), "self_consistency.over", "over: [closed_book, 'standard_rag[k=5]']") \
-        if sc.get("over") is not None else None
-    if not over:
-        raise c.fail("self_consistency.over", "missing", "list the graphs to wrap, e.g. over: [closed_book]")
+        raise _fail(path, "self_consistency", "no graph named self_consistency is registered", "remove the section")
+    if not sc.over:
+        raise _fail(path, "self_consistency.over", "missing", "list the graphs to wrap, e.g. over: [closed_book]")
     axes = []
     for k in ("n", "temperature", "resample"):
-        if k in sc:
-            vals = sc[k] if isinstance(sc[k], list) else [sc[k]]
+        vals = getattr(sc, k)
+        if vals is not None:
             if not vals:
-                raise c.fail(f"self_consistency.{k}", "empty list", f"give at least one value for {k}")
-            axes.append([(k, _value(v, f"self_consistency.{k}", c)) for v in vals])
+                raise _fail(path, f"self_consistency.{k}", "empty list", f"give at least one value for {k}")
+            axes.append([(k, _value(path, v, f"self_consistency.{k}")) for v in vals])
     specs = []
-    for i, inner in enumerate(over):
-        name, inline = _split_inline(c, inner, f"self_consistency.over[{i}]")
+    for i, inner in enumerate(sc.over):
+        where = f"self_consistency.over[{i}]"
+        name, inline = _split_inline(path, inner, where)
         if name == "self_consistency":
-            raise c.fail(f"self_consistency.over[{i}]", "self_consistency cannot wrap itself", "wrap another graph")
-        _check_params(c, name, inline, f"self_consistency.over[{i}]")
+            raise _fail(path, where, "self_consistency cannot wrap itself", "wrap another graph")
+        _check_params(path, name, inline, where)
         try:
             nested = {"inner_params": format_nested(inline)} if inline else {}
         except ParamSyntaxError as e:
-            raise c.fail(f"self_consistency.over[{i}]", e.problem, e.fix) from None
+            raise _fail(path, where, e.problem, e.fix) from None
         for combo in itertools.product(*axes) if axes else [()]:
             p = {"inner": name, **nested, **dict(combo)}
-            _check_params(c, "self_consistency", p, f"self_consistency.over[{i}]")
+            _check_params(path, "self_consistency", p, where)
             specs.append(format_variant("self_consistency", dict(sorted(p.items()))))
     return specs
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ragsafe.config import ConfigError
-from ragsafe.config import EndpointConfig
+from ragsafe.config import ConfigError, EndpointConfig
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.execute import run
 from ragsafe.experiments.store import RunStore

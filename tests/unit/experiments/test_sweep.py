@@ -11,10 +11,9 @@ import yaml
 from ragsafe.cli.main import main
 from ragsafe.config import ConfigError
 from ragsafe.experiments.index import RunIndex
-from ragsafe.experiments.shards import Shard
+from ragsafe.experiments.shards import Shard, merge_shards
 from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.sweep import load_sweep, run_sweep
-from ragsafe.experiments.shards import merge_shards
 from tests.fault_server import FaultServer
 
 
