@@ -73,62 +73,77 @@ def merge_shards(sources: list[str | Path], out: str | Path, *, partial: bool = 
     would have made (``out/run-HASH``), so running the sweep again there finds nothing to do. An
     existing merged folder is extended: records it holds are kept, new ones appended.
     """
-    from ragsafe.experiments.execute import score_run
-    from ragsafe.experiments.shards import run_dir_for
+    from ragsafe.experiments.index import RunIndex
+
+    groups = _shard_groups(sources)
+    merged = [_merge_group(h, members, out, _shard_count(h, members, sources, partial)) for h, members in groups.items()]
+    RunIndex(Path(out)).refresh()
+    return merged
+
+
+def _shard_groups(sources: list[str | Path]) -> dict[str, list[tuple[Path, RunManifest]]]:
     groups: dict[str, list[tuple[Path, RunManifest]]] = {}
     for d in find_run_dirs(sources):
         rec = RunStore(d).read_run()
-        if not rec.shard:
-            continue
-        groups.setdefault(rec.config_hash, []).append((d, rec))
+        if rec.shard:
+            groups.setdefault(rec.config_hash, []).append((d, rec))
     if not groups:
         raise ConfigError(f"no shard run folders found in {', '.join(map(str, sources))} "
                           f"(shards are made by `ragsafe sweep FILE --shard i/N`)")
-    merged = []
-    for h, members in groups.items():
-        counts = {r.shard.count for _, r in members}
-        if len(counts) != 1:
-            raise ConfigError(f"shards of run {h[:12]} disagree on N ({sorted(counts)}): "
-                              f"merge the shards of one --shard i/N split at a time")
-        n = counts.pop()
-        have = {r.shard.index for _, r in members}
-        missing = sorted(set(range(1, n + 1)) - have)
-        if missing and not partial:
-            raise ConfigError(f"run {h[:12]}: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing from "
-                              f"{', '.join(map(str, sources))}; add their folders, or pass --partial")
+    for members in groups.values():
         members.sort(key=lambda m: m[1].shard.index)
-        first = members[0][1]
-        target = run_dir_for(out, h)
-        store = RunStore(target)
-        with store.lock():
-            if store.exists():
-                if store.read_run().config_hash != h:
-                    raise ConfigError(f"{target} holds a run with another config hash")
-                store.repair()
-            done = store.done_keys(include_errors=False)
-            have_err = store.done_keys() - done
-            best: dict[tuple[str, str], SampleRecord] = {}
-            for d, _ in members:
-                for r in RunStore(d).iter_samples():
-                    k = r.key
-                    if k in done or (k in best and not best[k].error):
-                        continue
-                    if k in have_err and r.error:
-                        continue
-                    best[k] = r
-            order = {v: i for i, v in enumerate(first.variants)}
-            qpos = {q: i for i, q in enumerate(first.question_ids)}
-            recs = sorted(best.values(), key=lambda r: (order.get(r.variant, 1 << 30), qpos.get(r.question_id, 1 << 30)))
-            run_rec = {k: v for k, v in first.to_dict().items() if k not in ("shard", "schema_version")}
-            run_rec["merged_from"] = [{"path": str(d), "shard": f"{r.shard.index}/{n}"} for d, r in members]
-            run_rec["started_at"] = min(r.started_at or "" for _, r in members) or first.started_at
-            run_rec["finished_at"] = max(r.finished_at or "" for _, r in members) or None
-            store.write_run(run_rec)
-            store.append_many(recs)
-            store.compact()
-        score_run(target, allow_errors=bool(first.config.get("allow_errors")))
-        merged.append(target)
-    from ragsafe.experiments.index import RunIndex
+    return groups
 
-    RunIndex(Path(out)).refresh()
-    return merged
+
+def _shard_count(h: str, members: list[tuple[Path, RunManifest]], sources: list[str | Path], partial: bool) -> int:
+    """N of the group's i/N split; every shard must be there unless ``partial``."""
+    counts = {r.shard.count for _, r in members}
+    if len(counts) != 1:
+        raise ConfigError(f"shards of run {h[:12]} disagree on N ({sorted(counts)}): "
+                          f"merge the shards of one --shard i/N split at a time")
+    n = counts.pop()
+    missing = sorted(set(range(1, n + 1)) - {r.shard.index for _, r in members})
+    if missing and not partial:
+        raise ConfigError(f"run {h[:12]}: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing from "
+                          f"{', '.join(map(str, sources))}; add their folders, or pass --partial")
+    return n
+
+
+def _new_records(store: RunStore, members: list[tuple[Path, RunManifest]]) -> list[SampleRecord]:
+    """The shards' records the merged folder lacks (an answer replaces an error), in run order."""
+    done = store.done_keys(include_errors=False)
+    have_err = store.done_keys() - done
+    best: dict[tuple[str, str], SampleRecord] = {}
+    for d, _ in members:
+        for r in RunStore(d).iter_samples():
+            k = r.key
+            if k in done or (k in best and not best[k].error) or (k in have_err and r.error):
+                continue
+            best[k] = r
+    first = members[0][1]
+    order = {v: i for i, v in enumerate(first.variants)}
+    qpos = {q: i for i, q in enumerate(first.question_ids)}
+    return sorted(best.values(), key=lambda r: (order.get(r.variant, 1 << 30), qpos.get(r.question_id, 1 << 30)))
+
+
+def _merge_group(h: str, members: list[tuple[Path, RunManifest]], out: str | Path, n: int) -> Path:
+    from ragsafe.experiments.execute import score_run
+
+    first = members[0][1]
+    target = run_dir_for(out, h)
+    store = RunStore(target)
+    with store.lock():
+        if store.exists():
+            if store.read_run().config_hash != h:
+                raise ConfigError(f"{target} holds a run with another config hash")
+            store.repair()
+        recs = _new_records(store, members)
+        run_rec = {k: v for k, v in first.to_dict().items() if k not in ("shard", "schema_version")}
+        run_rec["merged_from"] = [{"path": str(d), "shard": f"{r.shard.index}/{n}"} for d, r in members]
+        run_rec["started_at"] = min(r.started_at or "" for _, r in members) or first.started_at
+        run_rec["finished_at"] = max(r.finished_at or "" for _, r in members) or None
+        store.write_run(run_rec)
+        store.append_many(recs)
+        store.compact()
+    score_run(target, allow_errors=bool(first.config.get("allow_errors")))
+    return target

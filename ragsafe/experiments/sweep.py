@@ -41,6 +41,7 @@ import functools
 import hashlib
 import inspect
 import itertools
+import json
 from pathlib import Path
 from typing import Any, Callable
 
