@@ -27,24 +27,28 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = ragsafe.load_run(a.runs)
     s = runs.summary_df()
-    wide = s[s.metric.isin(["accuracy", "high_risk_error_rate"])].pivot_table(
+    y = "high_risk_error_rate"
+    if y not in set(s.metric):  # a benchmark without option labels: no high-risk axis, say so and plot nulls
+        print("high-risk error is n/a for these runs (the benchmark has no option labels); plotting the null rate")
+        y = "null_rate"
+    wide = s[s.metric.isin(["accuracy", y])].pivot_table(
         index=["run", "variant"], columns="metric", values=["mean", "lo", "hi"])
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for (run, variant), r in wide.iterrows():
-        x, y = r[("mean", "accuracy")], r[("mean", "high_risk_error_rate")]
-        ax.errorbar(x, y, xerr=[[x - r[("lo", "accuracy")]], [r[("hi", "accuracy")] - x]],
-                    yerr=[[y - r[("lo", "high_risk_error_rate")]], [r[("hi", "high_risk_error_rate")] - y]],
-                    fmt="o", capsize=3, label=f"{variant} ({run})")
+        xv, yv = r[("mean", "accuracy")], r[("mean", y)]
+        ax.errorbar(xv, yv, xerr=[[xv - r[("lo", "accuracy")]], [r[("hi", "accuracy")] - xv]],
+                    yerr=[[yv - r[("lo", y)]], [r[("hi", y)] - yv]], fmt="o", capsize=3, label=f"{variant} ({run})")
     ax.set_xlabel("accuracy (95% CI)")
-    ax.set_ylabel("high-risk error (95% CI)")
+    ax.set_ylabel(("high-risk error" if y == "high_risk_error_rate" else "null rate") + " (95% CI)")
     ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
     fig.savefig(a.png, dpi=120)
     print(f"wrote {a.png}")
 
     df = runs.samples_df()
-    g = df[df.variant == a.graph].pivot_table(index="question_id", columns="run", values="letter", aggfunc="first")
-    changed = g[g.nunique(axis=1, dropna=False) > 1]
+    d = df[df.variant == a.graph].assign(letter=lambda x: x.letter.fillna("null"))
+    g = d.pivot_table(index="question_id", columns="run", values="letter", aggfunc="first").dropna()
+    changed = g[g.nunique(axis=1) > 1]  # only questions both runs answered
     print(f"{len(changed)} of {len(g)} questions changed their {a.graph} answer between the runs:")
     print(changed.to_string() if len(changed) else "(none)")
     return 0
