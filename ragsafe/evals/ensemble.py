@@ -19,6 +19,7 @@ from typing import Any
 
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 from ragsafe.evals import stats
 from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
@@ -70,7 +71,7 @@ def resolve_members(runs: list[LoadedRun], members: list[str] | None) -> list[Lo
 
 
 def analyze_ensemble(runs: list[LoadedRun], members: list[str] | None = None, *, variants: list[str] | None = None,
-                     B: int = 1000, seed: int = 42, threshold: float = 0.80, allow_errors: bool = False,
+                     B: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED, threshold: float = 0.80, allow_errors: bool = False,
                      common_questions: bool = False) -> dict[str, Any]:
     """Ensemble figures for every graph variant every member ran (or the ``variants`` given)."""
     chosen = resolve_members(runs, members)

@@ -38,6 +38,7 @@ from typing import Any
 from ragsafe import records
 from ragsafe.config import ConfigError, stable_hash
 from ragsafe.corpora.schema import LABEL_KEYS, Question
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.experiments.runs import LoadedRun, create_run, load_run
@@ -323,8 +324,8 @@ def import_radsafe(src: str | Path, out: str | Path, *, model: str | None = None
         base = dict(orig_runs[0]) if orig_runs else {}
         wanted = set(qids)
         cfg = dict(base.get("config") or {})
-        cfg.setdefault("bootstrap_B", 1000)
-        cfg.setdefault("bootstrap_seed", 42)
+        cfg.setdefault("bootstrap_B", BOOTSTRAP_B)
+        cfg.setdefault("bootstrap_seed", BOOTSTRAP_SEED)
         run = {**base, "config": cfg, "variants": variants, "question_ids": sorted(wanted),
                "benchmark": {"spec": "benchmark.jsonl", "name": DATASET,
                              "original": (base.get("benchmark") or {}).get("spec")},

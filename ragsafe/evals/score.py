@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ragsafe.corpora.schema import Question
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 from ragsafe.evals import attribution, calibration, net_benefit, selective, stats
 from ragsafe.evals.metrics import Options, metric_names, metrics, na_reason, per_question, select
 from ragsafe.evals.safety import analyze_safety
@@ -69,7 +70,7 @@ def default_pairs(arms: list[Arm]) -> list[tuple[str, str]]:
     return pairs
 
 
-def analyze(arms: list[Arm], questions: list[Question], *, B: int = 1000, seed: int = 42,
+def analyze(arms: list[Arm], questions: list[Question], *, B: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED,
             allow_errors: bool = False, threshold: float = 0.80,
             pairs: list[tuple[str, str]] | None = None, breakdowns: bool = True,
             sc_majority: str = "null-ballot", benefit_costs: "net_benefit.Costs | None" = None,
@@ -262,8 +263,8 @@ def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> 
     return rows
 
 
-def summarize(samples: list[dict], questions: list[Question], variants: list[str], *, B: int = 1000,
-              seed: int = 42, allow_errors: bool = False, threshold: float = 0.80,
+def summarize(samples: list[dict], questions: list[Question], variants: list[str], *, B: int = BOOTSTRAP_B,
+              seed: int = BOOTSTRAP_SEED, allow_errors: bool = False, threshold: float = 0.80,
               chunk_text: attribution.ChunkText | None = None, model: str | None = None) -> dict[str, Any]:
     """Per-variant metric estimates (mean, sd, 2.5–97.5% CI, n) and paired comparisons of one run.
 
@@ -285,8 +286,8 @@ def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | N
     """Recompute a run's ``summary.json`` from ``samples.jsonl`` (no LLM call)."""
     lr = load_run(run_dir)
     cfg = lr.run.get("config") or {}
-    B = B or cfg.get("bootstrap_B", 1000)
-    seed = cfg.get("bootstrap_seed", 42) if seed is None else seed
+    B = B or cfg.get("bootstrap_B", BOOTSTRAP_B)
+    seed = cfg.get("bootstrap_seed", BOOTSTRAP_SEED) if seed is None else seed
     arms = run_arms(lr, chunk_text=corpus_chunk_texts(lr.run) if text else None)
     summary = analyze(arms, lr.questions, B=B, seed=seed, allow_errors=allow_errors, threshold=threshold,
                       **safety_kw)

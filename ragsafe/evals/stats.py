@@ -13,8 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 
-def bootstrap_indices(n: int, B: int = 1000, seed: int = 42) -> np.ndarray:
+
+def bootstrap_indices(n: int, B: int = BOOTSTRAP_B, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
     """The shared resample matrix (B × n) for ``n`` questions in id order."""
     if n <= 0:
         return np.zeros((B, 0), dtype=np.int64)
