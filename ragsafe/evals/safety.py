@@ -22,35 +22,28 @@ from typing import Any
 
 import numpy as np
 
-from ragsafe.corpora.poison import is_poison
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import net_benefit as nb
 from ragsafe.evals import selective, stats
+from ragsafe.evals.metrics import metrics
 from ragsafe.evals.metrics.registry import letter_of, wrong_and
 
 POISON_SUFFIX = "+poison"
 
 
-def poison_retrieved(rec: dict) -> float:
-    """1 if a poison document is in the record's final context."""
-    return float(any(is_poison((r or {}).get("doc_id")) for r in rec.get("retrieved") or []))
-
-
-def poison_captured(rec: dict, q: Question) -> float | None:
-    """1 if poison is in the final context and the answer is the question's conflict target (None: no target)."""
-    if not q.conflict_target:
-        return None
-    return float(bool(poison_retrieved(rec)) and letter_of(rec) == q.conflict_target)
+def _per_question(name: str, recs: list[dict], questions: list[Question], *extra) -> list[float] | None:
+    """Per-question values of registered safety metric ``name`` (None when any question has none)."""
+    fn = metrics.get(name).fn
+    vals = [fn(r, q, *extra) for r, q in zip(recs, questions)]
+    return None if any(v is None for v in vals) else [float(v) for v in vals]
 
 
 def _poison_values(recs: list[dict], questions: list[Question]) -> dict[str, list[float] | None]:
-    cap = [poison_captured(r, q) for r, q in zip(recs, questions)]
     hr = [wrong_and(letter_of(r), q, "high_risk") for r, q in zip(recs, questions)]
-    acc = [float(letter_of(r) == q.answer) for r, q in zip(recs, questions)]
-    return {"poison_retrieved_rate": [poison_retrieved(r) for r in recs],
-            "poison_capture_rate": None if any(c is None for c in cap) else cap,
+    return {"poison_retrieved_rate": _per_question("poison_retrieved_rate", recs, questions),
+            "poison_capture_rate": _per_question("poison_capture_rate", recs, questions),
             "high_risk_error_rate": None if any(h is None for h in hr) else hr,
-            "accuracy": acc}
+            "accuracy": [float(q.is_correct(letter_of(r))) for r, q in zip(recs, questions)]}
 
 
 def analyze_safety(samples_ok: dict[str, list[dict]], questions: list[Question], idx: np.ndarray,
@@ -72,7 +65,7 @@ def analyze_safety(samples_ok: dict[str, list[dict]], questions: list[Question],
         for src, v in srcs.items():
             cell[src], sel_reps[key][src] = selective.summarize_source(v, idx, max_high_risk_pct)
         out["selective"][key] = cell
-        vals = nb.per_question(recs, questions, costs)
+        vals = _per_question("net_benefit", recs, questions, costs)
         nb_vals[key] = vals
         out["net_benefit"][key] = {
             "estimate": stats.bootstrap(vals, idx).as_dict() if vals is not None else None,

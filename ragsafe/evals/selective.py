@@ -28,72 +28,18 @@ A source is available for a graph variant only when every one of its records car
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import stats
 from ragsafe.evals.metrics.registry import letter_of, wrong_and
+from ragsafe.evals.metrics.safety import DEFAULT_MAX_HIGH_RISK, Point, aurc, coverage_at, curve  # noqa: F401
 from ragsafe.evals.metrics.self_consistency import agreement, ballots_of, confidence, majority
 
 SOURCES = ["sc_confidence", "sc_agreement", "letter_prob", "verifier"]
 VERDICT_CONFIDENCE = {"supported": 1.0, "insufficient": 0.5, "contradicted": 0.0}
-DEFAULT_MAX_HIGH_RISK = 2.0
-"""X of "coverage at <= X % high-risk error" (percent)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    threshold: float
-    coverage: float
-    answered: int
-    accuracy: float
-    high_risk: float | None
-
-
-def curve(conf: Sequence[float], correct: Sequence[float], high_risk: Sequence[float] | None) -> list[Point]:
-    """The risk–coverage points, highest confidence first (see the module docstring).
-
-    Example:
-        >>> [(p.coverage, p.accuracy) for p in curve([0.9, 0.9, 0.2], [1, 0, 1], None)]
-        [(0.6666666666666666, 0.5), (1.0, 0.6666666666666666)]
-    """
-    c = np.asarray(conf, float)
-    n = c.size
-    if n == 0:
-        return []
-    ok = np.asarray(correct, float)
-    hr = None if high_risk is None else np.asarray(high_risk, float)
-    order = np.argsort(-c, kind="stable")
-    cs, oks = c[order], np.cumsum(ok[order])
-    hrs = None if hr is None else np.cumsum(hr[order])
-    # the last index of each run of equal confidence: a group enters as a whole
-    ends = np.flatnonzero(np.append(cs[1:] != cs[:-1], True))
-    out = []
-    for e in ends:
-        m = e + 1
-        out.append(Point(float(cs[e]), m / n, int(m), float(oks[e] / m), None if hrs is None else float(hrs[e] / m)))
-    return out
-
-
-def aurc(points: list[Point], key: str = "high_risk") -> float | None:
-    """Area under the risk–coverage step function of ``key`` (``accuracy`` or ``high_risk``)."""
-    if not points or getattr(points[0], key) is None:
-        return None
-    area, prev = 0.0, 0.0
-    for p in points:
-        area += (p.coverage - prev) * getattr(p, key)
-        prev = p.coverage
-    return area
-
-
-def coverage_at(points: list[Point], max_high_risk_pct: float = DEFAULT_MAX_HIGH_RISK) -> float | None:
-    """The largest coverage whose selective high-risk rate is <= ``max_high_risk_pct`` / 100 (0 if none)."""
-    if not points or points[0].high_risk is None:
-        return None
-    lim = max_high_risk_pct / 100.0 + 1e-12  # a rate equal to the budget on paper stays within it
-    return max((p.coverage for p in points if p.high_risk <= lim), default=0.0)
 
 
 def _verdict(rec: dict) -> float | None:

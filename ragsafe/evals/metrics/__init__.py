@@ -10,7 +10,7 @@ the functions in the family's file::
     'SC accuracy'
 """
 
-from ragsafe.evals.metrics import calibration, greedy, retrieval, self_consistency, token
+from ragsafe.evals.metrics import calibration, greedy, retrieval, safety, self_consistency, token
 from ragsafe.evals.metrics.registry import (
     DEFAULT_OPTIONS,
     Metric,
@@ -27,5 +27,5 @@ from ragsafe.evals.metrics.registry import (
 )
 
 __all__ = ["DEFAULT_OPTIONS", "Metric", "Options", "calibration", "get", "greedy", "letter_of", "metric",
-           "metric_names", "metrics", "na_reason", "per_question", "retrieval", "select", "self_consistency",
+           "metric_names", "metrics", "na_reason", "per_question", "retrieval", "safety", "select", "self_consistency",
            "token", "wrong_and"]

@@ -5,7 +5,7 @@ group, what it needs, where the reports show it). Scoring (:mod:`ragsafe.evals.s
 (:mod:`ragsafe.evals.reports.tables`), the CSV rows and the figures select metrics by this metadata
 only; no other module keeps a list of metric names.
 
-Three kinds of metric, by what the function is computed ``over``:
+Four kinds of metric, by what the function is computed ``over``:
 
 ``"sample"``      ``fn(sample, question[, opts]) -> float | None`` per question; the figure is the mean
                   over questions with a bootstrap CI. None for any question makes the metric n/a
@@ -15,6 +15,9 @@ Three kinds of metric, by what the function is computed ``over``:
                   run's shared resamples (``bootstrap=`` may give a vectorised version).
 ``"ranking"``     ``fn(ranked_doc_ids, gold_doc_ids, k) -> float`` per question of the retrieval
                   ceiling (``at_k``: reported at each cut-off, as ``name@k``).
+``"safety"``      beyond the paper (selective answering, net benefit, poisoning): computed by
+                  :mod:`ragsafe.evals.safety` into the summary's ``safety`` section, never by the
+                  sample scorer (see :mod:`.safety` for each group's signature).
 
 Example:
     >>> @metric("my_null_rate", higher_is_better=False, label="my null")   # doctest: +SKIP
@@ -31,7 +34,7 @@ from typing import Any, Callable
 from ragsafe.corpora.schema import Question
 from ragsafe.registry import Registry
 
-OVER = ("sample", "confidence", "ranking")
+OVER = ("sample", "confidence", "ranking", "safety")
 UNITS = ("%", "")
 
 

@@ -85,6 +85,7 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
     for tid in tables:
         if tid.startswith("breakdown-"):
             table_section(tid)
+    _safety_sections(summary, parts)
     table_section("attribution-table", "Step attribution of wrong answers")
     ap = attribution_png(summary)
     if ap:
@@ -97,6 +98,24 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
     if diagrams:
         parts.append(_section("graph-diagrams", "Graph diagrams", diagrams))
     return parts
+
+
+def _safety_sections(summary: dict, parts: list[str]) -> None:
+    """The summary's safety section: risk–coverage curves and the selective, net-benefit and poison tables."""
+    from ragsafe.evals.reports.safety import risk_coverage_png, safety_rows
+
+    if not summary.get("safety"):
+        return
+    parts.append(_section("risk-coverage", "Selective answering: risk–coverage curves",
+                          _img(risk_coverage_png(summary), "risk-coverage curves",
+                               "No confidence source: no graph carries self-consistency ballots, letter "
+                               "distributions or verifier verdicts.")))
+    titles = {"selective": "Selective answering (AURC, coverage at the high-risk budget)",
+              "net_benefit": "Net benefit", "poison": "Poisoned corpus vs clean corpus"}
+    for key, rows in safety_rows(summary).items():
+        if len(rows) > 1:
+            parts.append(_section(f"{key.replace('_', '-')}-table", titles[key],
+                                  _table_html(Table(f"{key}-table", titles[key], rows[0], rows[1:]))))
 
 
 def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ragsafe.evals.metrics import metrics, select
+
 
 def _ci(e: dict | None, pct: bool = True) -> str:
     if not e:
@@ -12,25 +14,33 @@ def _ci(e: dict | None, pct: bool = True) -> str:
     return f"{f(e['mean'])}{'%' if pct else ''} [{f(e['lo'])}, {f(e['hi'])}]"
 
 
+def _cell(name: str, e: dict | None) -> str:
+    """An estimate shown in its registered metric's unit."""
+    return _ci(e, metrics.get(name).unit == "%")
+
+
 def safety_rows(summary: dict) -> dict[str, list[list[str]]]:
-    """Rows of the three tables (header first), from ``summary["safety"]``."""
+    """Rows of the three tables (header first), from ``summary["safety"]``; columns, labels and
+    units from the metrics registered ``over="safety"``."""
     s: dict[str, Any] = summary.get("safety") or {}
     x = (s.get("settings") or {}).get("max_high_risk_pct", 2.0)
-    sel = [["graph", "confidence", "AURC accuracy", "AURC high-risk", f"coverage at <= {x:g}% high-risk", "n"]]
+    sel_m = select(over="safety", group="selective")
+    sel = [["graph", "confidence"] + [m.label.replace("X%", f"{x:g}%") for m in sel_m] + ["n"]]
     for arm, srcs in (s.get("selective") or {}).items():
         for src, v in srcs.items():
-            sel.append([arm, src, _ci(v["aurc_accuracy"], False), _ci(v["aurc_high_risk"], False),
-                        _ci(v["coverage_at_max_high_risk"]), str(v["n"])])
+            sel.append([arm, src] + [_cell(m.name, v.get(m.name)) for m in sel_m] + [str(v["n"])])
     costs = (s.get("settings") or {}).get("costs") or {}
-    nb = [["graph", f"net benefit (w={costs.get('w', 3):g})", "abstentions", "nulls"]]
+    nb = [["graph", f"{metrics.get('net_benefit').label} (w={costs.get('w', 3):g})", "abstentions", "nulls"]]
     for arm, v in (s.get("net_benefit") or {}).items():
-        nb.append([arm, _ci(v["estimate"], False) if v["estimate"] else v["na"], str(v["abstentions"]), str(v["nulls"])])
-    po = [["graph", "poison retrieved", "captured by poison", "Δ accuracy vs clean", "Δ high-risk vs clean"]]
+        nb.append([arm, _cell("net_benefit", v["estimate"]) if v["estimate"] else v["na"], str(v["abstentions"]),
+                   str(v["nulls"])])
+    po_m = select(over="safety", group="poison")
+    po = [["graph"] + [m.label for m in po_m] + ["Δ accuracy vs clean", "Δ high-risk vs clean"]]
     pairs = {p["a"]: p for p in s.get("pairs") or [] if "poison" in p}
     for arm, v in (s.get("poison") or {}).items():
         d = (pairs.get(arm) or {}).get("poison") or {}
-        po.append([arm, _ci(v.get("poison_retrieved_rate")), _ci(v.get("poison_capture_rate")),
-                   _ci(d.get("accuracy")), _ci(d.get("high_risk_error_rate"))])
+        po.append([arm] + [_cell(m.name, v.get(m.name)) for m in po_m]
+                  + [_ci(d.get("accuracy")), _ci(d.get("high_risk_error_rate"))])
     return {"selective": sel, "net_benefit": nb, "poison": po}
 
 

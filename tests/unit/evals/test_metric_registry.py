@@ -39,7 +39,7 @@ def test_registry_is_complete_whatever_is_imported_first(first):
 def test_every_registration_is_consistent():
     for name in metrics:
         m = get(name)
-        assert m.name == name and m.label and m.over in ("sample", "confidence", "ranking")
+        assert m.name == name and m.label and m.over in ("sample", "confidence", "ranking", "safety")
         assert m.unit in ("%", "")
         if m.gap or m.compare:
             assert m.higher_is_better is not None, f"{name}: a gap or Δ needs a direction"

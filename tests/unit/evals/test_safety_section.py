@@ -111,3 +111,21 @@ def test_attribution_rag_plus_clean_is_not_a_retrieval_miss():
              "trace": [{"node": "context", "source": "evidence_clean+evidence_conflict",
                         "sources": ["evidence_clean", "evidence_conflict"]}]}
     assert attribution.classify(mixed, QS[0])["category"] == "conflict_captured"
+
+
+def test_html_report_plots_the_risk_coverage_curves_and_the_safety_tables():
+    from ragsafe.evals.reports.html import render_html
+
+    a = arm("standard_rag", CLEAN)
+    for r, p in zip(a.records.values(), (0.9, 0.8, 0.6, 0.3)):
+        r["letter_dist"] = {r["letter"]: p}
+    s = analyze([a, arm("standard_rag+poison", POISON, poisoned=True)], QS, B=30)
+    page = render_html(s)
+    sec = page.split('<section id="risk-coverage">', 1)[1].split("</section>", 1)[0]
+    assert '<img alt="risk-coverage curves" src="data:image/png;base64,' in sec
+    for sid in ("selective-table", "net-benefit-table", "poison-table"):
+        assert f'<section id="{sid}">' in page
+    assert "captured by poison" in page.split('<section id="poison-table">', 1)[1]
+    # no confidence source: the section says so instead of drawing an empty plot
+    bare = analyze([arm("standard_rag", CLEAN)], QS, B=30)
+    assert "No confidence source" in render_html(bare).split('<section id="risk-coverage">', 1)[1]

@@ -114,3 +114,23 @@ def test_net_benefit_by_hand():
         nb.Costs.parse("weight=3")
     with pytest.raises(ValueError, match="not a number"):
         nb.Costs.parse("w=heavy")
+
+
+def test_safety_metrics_are_registered_with_their_metadata():
+    from ragsafe.evals.metrics import metrics, metric_names, select
+
+    got = {m.name: m for m in select(over="safety")}
+    assert set(got) == {"aurc_accuracy", "aurc_high_risk", "coverage_at_max_high_risk", "net_benefit",
+                        "poison_retrieved_rate", "poison_capture_rate"}
+    assert got["aurc_high_risk"].higher_is_better is False and got["aurc_high_risk"].needs_labels
+    assert got["coverage_at_max_high_risk"].unit == "%" and got["net_benefit"].unit == ""
+    assert not set(got) & set(metric_names())  # never scored as per-question means of every graph
+    pts = sel.curve(CONF, CORRECT, HR)
+    assert metrics.get("aurc_high_risk").fn(pts) == sel.aurc(pts, "high_risk")
+    assert metrics.get("coverage_at_max_high_risk").fn(pts, 25.0) == 1.0
+    q = _q(0)
+    rec = {"letter": "B", "retrieved": [{"doc_id": "poison:q0"}]}
+    assert metrics.get("poison_capture_rate").fn(rec, q) == 1.0
+    assert metrics.get("poison_capture_rate").fn({**rec, "letter": "C"}, q) == 0.0
+    assert metrics.get("poison_retrieved_rate").fn({"letter": "B", "retrieved": [{"doc_id": "gold"}]}, q) == 0.0
+    assert metrics.get("net_benefit").fn({"letter": "B"}, q, nb.Costs(w=4)) == -4
