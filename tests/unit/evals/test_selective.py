@@ -117,7 +117,7 @@ def test_net_benefit_by_hand():
 
 
 def test_safety_metrics_are_registered_with_their_metadata():
-    from ragsafe.evals.metrics import metrics, metric_names, select
+    from ragsafe.evals.metrics import metric_names, metrics, select
 
     got = {m.name: m for m in select(over="safety")}
     assert set(got) == {"aurc_accuracy", "aurc_high_risk", "coverage_at_max_high_risk", "net_benefit",
