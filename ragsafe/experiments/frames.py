@@ -14,7 +14,9 @@ records (``samples.jsonl``, ``summary.json``): nothing is re-run and no model is
 
 ``summary_df()`` — one row per (run, variant, metric), from ``summary.json``:
     ``run``, ``model``, ``variant``, ``graph``, ``metric``, ``label``, ``unit``, ``higher_is_better``,
-    ``group``, ``mean``, ``sd``, ``lo``, ``hi`` (bootstrap percentile interval), ``n``.
+    ``group``, ``mean``, ``sd``, ``lo``, ``hi`` (bootstrap percentile interval), ``n``; the safety
+    section's metrics (AURC, coverage at the high-risk budget, net benefit, poison rates) too, with
+    ``source`` naming a selective-answering row's confidence source.
 
 ``comparisons_df()`` — one row per (run, variant a, variant b, metric) of the paired comparisons:
     ``run``, ``a``, ``b``, ``metric``, ``diff`` (a minus b, paired over the same questions), ``sd``, ``lo``,
@@ -101,6 +103,7 @@ class Runs:
                                  "higher_is_better": m.higher_is_better if m else None,
                                  "group": m.group if m else None,
                                  **{k: est.get(k) for k in ("mean", "sd", "lo", "hi", "n")}})
+            rows += _safety_rows(lr, s)
         return pd.DataFrame(rows)
 
     def comparisons_df(self):
@@ -149,6 +152,30 @@ class Runs:
             df.to_parquet(p, index=False)
             paths.append(p)
         return paths
+
+
+def _safety_rows(lr, s: dict | None) -> list[dict]:
+    """summary_df rows of the summary's safety section (metrics registered ``over="safety"``); a
+    selective-answering row names its confidence source in ``source`` (None elsewhere)."""
+    safety = (s or {}).get("safety") or {}
+    models = {k: (v.get("model"), v.get("graph")) for k, v in ((s or {}).get("variants") or {}).items()}
+    found: list[tuple[str, str, str | None, dict]] = []
+    for variant, srcs in (safety.get("selective") or {}).items():
+        for src, v in srcs.items():
+            found += [(variant, name, src, v.get(name)) for name in
+                      ("aurc_accuracy", "aurc_high_risk", "coverage_at_max_high_risk")]
+    found += [(variant, "net_benefit", None, v.get("estimate")) for variant, v in (safety.get("net_benefit") or {}).items()]
+    found += [(variant, name, None, est) for variant, v in (safety.get("poison") or {}).items() for name, est in v.items()]
+    rows = []
+    for variant, name, src, est in found:
+        if not isinstance(est, dict) or "mean" not in est:
+            continue
+        m = metrics.get(name)
+        model, graph = models.get(variant, (None, None))
+        rows.append({"run": lr.path.name, "model": model or lr.model, "variant": variant, "graph": graph,
+                     "metric": name, "label": m.label, "unit": m.unit, "higher_is_better": m.higher_is_better,
+                     "group": m.group, **{k: est.get(k) for k in ("mean", "sd", "lo", "hi", "n")}, "source": src})
+    return rows
 
 
 def load_runs(source: str | Path | Iterable[str | Path]) -> Runs:

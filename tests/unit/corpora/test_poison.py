@@ -51,3 +51,11 @@ def test_poison_changes_the_identity_and_never_the_base_collection(tmp_path):
     assert poison_label("demo", poisoned["poison"]["hash"]).startswith("demo+poison-")
     with pytest.raises(ConfigError, match="no chosen graph retrieves"):
         plan(RunConfig(graphs=["closed_book"], limit=3, out=str(tmp_path), poison="conflict"))
+
+
+def test_grader_off_verifier_off_under_poison_is_one_command(tmp_path):
+    p = plan(RunConfig(graphs=["corrective_rag", "verifier_loop"], limit=3, out=str(tmp_path), poison="conflict",
+                       grids=["corrective_rag.grade=true,false", "verifier_loop.verify=true,false"]))
+    assert [v.label for v in p["variants"]] == ["corrective_rag[grade=true]", "corrective_rag[grade=false]",
+                                                "verifier_loop[verify=true]", "verifier_loop[verify=false]"]
+    assert p["identity"]["corpus"]["poison"]["spec"] == "conflict"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -61,6 +62,14 @@ def test_summary_df_matches_summary_json_and_carries_metadata(two_runs):
     assert acc["higher_is_better"] and acc["unit"] == "%"
     hr = df[df.metric == "high_risk_error_rate"].iloc[0]
     assert not hr["higher_is_better"] and hr["group"] == "greedy"
+    # the safety section's metrics are rows like any other, from the same summary.json
+    summary = json.loads((dirs[0] / "summary.json").read_text())
+    nb = df[(df.metric == "net_benefit") & (df.run == dirs[0].name) & (df.variant == "clean_evidence")].iloc[0]
+    assert math.isclose(nb["mean"], summary["safety"]["net_benefit"]["clean_evidence"]["estimate"]["mean"])
+    assert nb["group"] == "benefit" and nb["higher_is_better"]
+    sel = df[(df.metric == "aurc_high_risk") & (df.run == dirs[0].name)]
+    want = {(v, src) for v, srcs in summary["safety"]["selective"].items() for src in srcs}
+    assert set(zip(sel.variant, sel.source)) == want and len(want) > 0
 
 
 def test_comparisons_df_paired_against_floor(two_runs):
