@@ -15,12 +15,14 @@ def _report_json(rep) -> dict:
 
 
 def cmd_retrieval_eval(a) -> int:
+    from ragsafe.cli.common import embedder_config
     from ragsafe.corpora.chunking import ChunkParams
     from ragsafe.evals.metrics import retrieval as rev
     from ragsafe.experiments.retrieval import run as retrieval_run
-    chunk = ChunkParams(size=a.chunk_size, overlap=a.chunk_overlap)
+
+    chunk = ChunkParams(size=a.chunk_size, overlap=a.chunk_overlap, tokenizer=a.chunk_tokenizer)
     common = dict(ks=a.k, split=split_of(a), chroma_path=a.chroma_path, chroma_url=a.chroma_url, chunk=chunk,
-                  depth=a.depth)
+                  depth=a.depth, embedder=embedder_config(a))
     reports = [retrieval_run(a.benchmark, a.corpus, **common)]
     if a.distractors:
         reports.append(retrieval_run(a.benchmark, a.corpus, distractors=a.distractors, **common))

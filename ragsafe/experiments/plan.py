@@ -66,7 +66,12 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
     poison = None
     if needs_retriever:
         from ragsafe.corpora.documents import load_corpus
+        from ragsafe.retrievers.embedders import locate
 
+        # a bad embedder name fails here, before any server starts
+        for name in {v.embedder for v in variants if v.embedder} | ({cfg.embedder.name} if not cfg.embedder.remote
+                                                                      else set()):
+            locate(name)
         docs = load_corpus(cfg.corpus)
         if cfg.poison:
             from ragsafe.corpora.poison import docs_digest, poison_documents
@@ -78,19 +83,42 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
     elif cfg.poison:
         raise ConfigError(f"--poison {cfg.poison}: no chosen graph retrieves, so the poisoned corpus would never be "
                           f"read; add a retrieval graph (e.g. --graph standard_rag)")
-    chunk = ChunkParams(size=cfg.chunk_size, overlap=cfg.chunk_overlap)
+    chunk = ChunkParams(size=cfg.chunk_size, overlap=cfg.chunk_overlap, tokenizer=cfg.chunk_tokenizer)
     identity = {
-        "variants": {v.label: {"graph": v.spec.name, "params": dataclasses.asdict(v.params)} for v in variants},
+        "variants": {v.label: variant_identity(v) for v in variants},
         "benchmark": {"spec": cfg.benchmark, "hash": bench.content_hash()},
         "question_ids": [q.id for q in questions],
-        "corpus": {"spec": cfg.corpus, "hash": corpus_hash, "chunk": dataclasses.asdict(chunk),
-                   **({"poison": poison} if poison else {})} if needs_retriever else None,
+        "corpus": corpus_identity(cfg, corpus_hash, chunk, poison) if needs_retriever else None,
         "endpoint": {k: v for k, v in dataclasses.asdict(cfg.endpoint).items() if k not in ("timeout", "max_retries")}
         | cfg.answer.identity(),
     }
     return {"variants": variants, "bench": bench, "questions": questions, "skipped": skipped, "problems": problems,
             "needs_retriever": needs_retriever, "docs": docs, "poison": poison, "chunk": chunk, "identity": identity,
             "config_hash": stable_hash(identity)}
+
+
+def variant_identity(v: Variant) -> dict[str, Any]:
+    out = {"graph": v.spec.name, "params": dataclasses.asdict(v.params)}
+    if v.embedder:
+        out["embedder"] = v.embedder
+    return out
+
+
+def corpus_identity(cfg: RunConfig, corpus_hash: str | None, chunk: ChunkParams,
+                    poison: dict | None = None) -> dict[str, Any]:
+    """What the index depends on. Defaults are left out, so configs from before embedders and chunk
+    tokenizers were choices hash as they did."""
+    chunk_id = dataclasses.asdict(chunk)
+    if chunk.tokenizer == "embedder":
+        chunk_id.pop("tokenizer")
+    out = {"spec": cfg.corpus, "hash": corpus_hash, "chunk": chunk_id, **({"poison": poison} if poison else {})}
+    emb = cfg.embedder
+    if not emb.is_default():
+        q, p = emb.resolved_prefixes()
+        out["embedder"] = {"name": emb.name if not emb.remote else None, "model": emb.model,
+                           "normalize": emb.normalize, "max_seq_length": emb.max_seq_length,
+                           "query_prefix": q, "passage_prefix": p}
+    return out
 
 
 def retrieves(v: Variant) -> bool:

@@ -10,7 +10,7 @@ from ragsafe.evals.metrics.retrieval import DEFAULT_KS, RetrievalReport, evaluat
 
 def run(benchmark: str = "demo", corpus: str = "demo", *, ks: Sequence[int] = DEFAULT_KS,
         distractors: Sequence[str] = (), split: str | None = None, chroma_path=None, chroma_url: str | None = None,
-        chunk=None, depth: int | None = None) -> RetrievalReport:
+        chunk=None, depth: int | None = None, embedder=None) -> RetrievalReport:
     """Index ``corpus`` (plus any distractor corpora) in Chroma and evaluate ``benchmark`` on it.
 
     Args:
@@ -23,6 +23,7 @@ def run(benchmark: str = "demo", corpus: str = "demo", *, ks: Sequence[int] = DE
         chroma_url: a ``chroma run`` server instead.
         chunk: :class:`~ragsafe.corpora.chunking.ChunkParams` (default: 300 tokens, 50 overlap).
         depth: chunks retrieved per question (default: the largest k).
+        embedder: an :class:`~ragsafe.retrievers.embedders.EmbedderConfig` (default: the packaged MiniLM).
 
     Example:
         >>> rep = run("demo", "demo", distractors=["radlabels"])   # doctest: +SKIP
@@ -44,10 +45,11 @@ def run(benchmark: str = "demo", corpus: str = "demo", *, ks: Sequence[int] = DE
         docs = docs + more
         label = f"{label}+{extra}"
     store = build_index(label, chroma_path=chroma_path, chroma_url=chroma_url, chunk=chunk or ChunkParams(),
-                        docs=docs)
+                        docs=docs, embedder=embedder, progress=True)
     report = evaluate(bench.select(split=split), store.query, ks=ks, depth=depth,
                       corpus_ids={d.metadata["doc_id"] for d in docs})
     report.info = {"benchmark": benchmark, "corpus": corpus, "distractors": list(distractors), "split": split,
                    "documents": len(docs), "chunks": store.count(), "collection": store.name,
-                   "embedder": store.embedder.name}
+                   "embedder": store.embedder.name, "embedder_identity": getattr(store, "identity", None),
+                   "chunking": getattr(store, "chunking", None)}
     return report

@@ -188,6 +188,8 @@ def corpus_chunk_texts(run: RunManifest | dict) -> ChunkText | None:
     if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
         return None
     chunk = (run.identity.get("corpus") or {}).get("chunk") or {}
+    if chunk.get("tokenizer", "embedder") != "embedder":
+        return None  # counted with another tokenizer: not rebuilt here
     size = chunk.get("size", run.config.get("chunk_size", CHUNK_SIZE))
     overlap = chunk.get("overlap", run.config.get("chunk_overlap", CHUNK_OVERLAP))
     prepend = chunk.get("prepend_title", True)

@@ -90,12 +90,14 @@ class Sweep:
     graph_modules: list[str] = dataclasses.field(default_factory=list)
 
     def configs(self, *, cache: str = "use", retry_errors: bool = False, allow_errors: bool | None = None,
-                out: str | None = None) -> list[tuple[Endpoint, RunConfig]]:
-        """One (endpoint, RunConfig) per endpoint and seed."""
+                out: str | None = None, embedder: Any = None) -> list[tuple[Endpoint, RunConfig]]:
+        """One (endpoint, RunConfig) per endpoint and seed (``embedder``: overrides the file's)."""
         out_cfgs = []
         for ep, seed in itertools.product(self.endpoints, self.seeds):
             policy = dataclasses.replace(ep.policy, seed=seed)
             base = dict(self.base)
+            if embedder is not None:
+                base["embedder"] = embedder
             if allow_errors is not None:
                 base["allow_errors"] = allow_errors
             if out is not None:
@@ -206,6 +208,16 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
         "allow_errors": f.allow_errors, "bootstrap_B": f.bootstrap.B, "bootstrap_seed": f.bootstrap.seed}
     if f.limit is not None:
         base["limit"] = f.limit
+    if f.chunk.tokenizer != "embedder":
+        base["chunk_tokenizer"] = f.chunk.tokenizer
+    if f.embedder is not None:
+        from ragsafe.retrievers.embedders import EmbedderConfig
+
+        try:
+            base["embedder"] = EmbedderConfig.from_value(f.embedder)
+        except ConfigError as e:
+            raise _fail(path, "embedder", str(e), "write embedder: all-MiniLM-L6-v2, a model folder, or a table "
+                        "{name: FOLDER, device: cuda}") from None
     endpoints = _endpoints(path, f.endpoints)
     specs = _graphs(path, f) + _self_consistency(path, f.self_consistency)
     if not specs:
@@ -276,8 +288,10 @@ def _graph_name(path: Path, name: str, key: str) -> str:
 
 
 def _check_params(path: Path, name: str, params: dict[str, str], key: str) -> None:
+    from ragsafe.experiments.variants import make_params
+
     try:
-        graphs.get(name).make_params(params)
+        make_params(graphs.get(name), params)
     except ConfigError as e:
         raise _fail(path, key, str(e), f"see `ragsafe graphs show {name}` for its params and their types") from None
 
@@ -455,13 +469,14 @@ def format_dry_run(sweep: Sweep, rows: list[dict], totals: dict, shard: Shard | 
 
 def run_sweep(sweep: Sweep, *, shard: Shard | None = None, cache: str = "use", retry_errors: bool = False,
               allow_errors: bool | None = None, out: str | None = None,
-              progress: Callable[[str], None] = log) -> list[Path]:
+              progress: Callable[[str], None] = log, embedder: Any = None) -> list[Path]:
     """Run every (endpoint, seed) of ``sweep`` in one event loop; return the run folders.
 
     Example:
         >>> run_sweep(load_sweep("sweep.yaml"), shard=Shard.parse("1/4"))  # doctest: +SKIP
     """
-    jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=retry_errors, allow_errors=allow_errors, out=out)
+    jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=retry_errors, allow_errors=allow_errors, out=out,
+                      embedder=embedder)
     dirs = execute_runs(jobs, cache=cache, retry_errors=retry_errors, progress=progress,
                         reporter=pick_reporter(progress))
     from ragsafe.experiments.index import RunIndex

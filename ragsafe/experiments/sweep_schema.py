@@ -40,6 +40,17 @@ class _Table(BaseModel):
 class ChunkSpec(_Table):
     size: int = Field(CHUNK_SIZE, ge=1, examples=[CHUNK_SIZE], description="chunk length in embedder tokens")
     overlap: int = Field(CHUNK_OVERLAP, ge=0, examples=[CHUNK_OVERLAP], description="tokens shared by neighbours")
+    tokenizer: Text = Field("embedder", examples=["tiktoken:cl100k_base"],
+                            description="what counts chunk tokens: embedder, tiktoken:cl100k_base (the paper's) "
+                                        "or hf:FOLDER")
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer(cls, v: str) -> str:
+        if not (v == "embedder" or v.startswith(("tiktoken:", "hf:"))):
+            raise ValueError(f"unknown chunk tokenizer {v!r}: write embedder, tiktoken:cl100k_base (the paper's) "
+                             f"or hf:FOLDER")
+        return v
 
 
 class ChromaSpec(_Table):
@@ -114,6 +125,9 @@ class SweepFile(_Table):
                          description="registered corpus, folder of .md/.txt, or .jsonl dump (default: demo)")
     chunk: ChunkSpec = Field(ChunkSpec(), examples=[f"{{size: {CHUNK_SIZE}, overlap: {CHUNK_OVERLAP}}}"],
                              description=f"{{size: {CHUNK_SIZE}, overlap: {CHUNK_OVERLAP}}}")
+    embedder: Union[Text, dict[str, Any]] | None = Field(
+        None, examples=["all-mpnet-base-v2", "{name: /models/bge-large-en-v1.5, device: cuda}"],
+        description="a packaged name or folder, or {name, device, batch_size, query_prefix, base_url, model, ...}")
     chroma: ChromaSpec = Field(ChromaSpec(), examples=["{url: http://127.0.0.1:8000}"],
                                description="{path: FOLDER} or {url: http://127.0.0.1:8000}")
     seeds: Annotated[list[Annotated[int, annotated_types.Ge(0)]], annotated_types.MinLen(1)] = Field(

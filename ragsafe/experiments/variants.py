@@ -18,6 +18,31 @@ class Variant:
     spec: GraphSpec
     params: Any
     overrides: dict[str, str]
+    embedder: str | None = None
+    """The variant's own embedder (its ``embedder=`` param) instead of the run's; None: the run's."""
+
+
+EMBEDDER_PARAM = "embedder"
+"""A param every retrieving graph takes: the embedder of its index (a packaged name or a folder).
+It selects the index, so it is not passed to the graph's own params."""
+
+
+def make_params(spec: GraphSpec, overrides: dict[str, Any]) -> tuple[Any, str | None]:
+    """The graph's params from ``overrides``, and the ``embedder`` param when one is given.
+
+    Raises:
+        ConfigError: bad params, or ``embedder`` on a graph that retrieves nothing.
+    """
+    own = {f.name for f in dataclasses.fields(spec.params)}
+    embedder = None
+    if EMBEDDER_PARAM in overrides and EMBEDDER_PARAM not in own:
+        overrides = dict(overrides)
+        embedder = str(overrides.pop(EMBEDDER_PARAM)).strip() or None
+    params = spec.make_params(overrides)
+    if embedder and not spec.retrieves(params):
+        raise ConfigError(f"{spec.name}.embedder={embedder}: {spec.name} retrieves nothing with these params; "
+                          f"embedder= applies to graphs that retrieve (`ragsafe graphs` marks them)")
+    return params, embedder
 
 
 def _name(spec: str) -> str | None:
@@ -72,12 +97,12 @@ def resolve_variants(specs: list[str], sets: list[str], grids: list[str] | None 
         name, inline = _parse(s)
         spec = graphs.get(name)
         overrides = {**per_graph.get(name, {}), **inline}
-        params = spec.make_params(overrides)
+        params, embedder = make_params(spec, overrides)
         label = format_variant(name, dict(sorted(overrides.items())))
         if label in seen:
             raise ConfigError(f"graph variant {label!r} given twice")
         seen.add(label)
-        variants.append(Variant(label, spec, params, overrides))
+        variants.append(Variant(label, spec, params, overrides, embedder))
     return variants
 
 

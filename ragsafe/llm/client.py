@@ -288,33 +288,27 @@ class LLM:
         else:
             waiter.set_result(value)
 
+    async def embed(self, texts: list[str], *, model: str | None = None) -> tuple[list[Any], dict[str, Any]]:
+        """Embed ``texts`` in one ``/embeddings`` request, under the same gate, retries and timeout as
+        chat completions.
+
+        Returns:
+            The ``embedding`` of each input in input order (one vector, or a list of per-token vectors
+            from a server that does not pool), and facts of the reply (model, tokens, latency, attempts).
+        """
+        request = {"model": model or self.model, "input": list(texts), "encoding_format": "float"}
+        resp, latency, attempts = await self._post(request, "embeddings")
+        data = sorted(_get(resp, "data"), key=lambda d: _get(d, "index") or 0)
+        if len(data) != len(texts):
+            raise EmptyResponse(f"{self.base_url}/embeddings returned {len(data)} vectors for {len(texts)} inputs")
+        self.calls += 1
+        usage = _get(resp, "usage")
+        return [_get(d, "embedding") for d in data], {
+            "model": _get(resp, "model") or request["model"], "latency_s": latency, "attempts": attempts,
+            "prompt_tokens": _get(usage, "prompt_tokens")}
+
     async def _call(self, request: dict[str, Any]) -> Completion:
-        tries = _Tries()
-        try:
-            # The first attempt goes straight out: tenacity's per-call set-up (a retry state, a
-            # thread-local, wrapped callbacks) costs about as much CPU as the HTTP request itself,
-            # and nearly every request succeeds first time. Retries, when needed, are tenacity's.
-            try:
-                resp, latency = await self._attempt(request, tries)
-            except Exception as first:
-                if not _retryable(first) or self.max_retries < 1:
-                    raise
-                await asyncio.sleep(self._wait.delay(1, first))
-                async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
-                                                   wait=self._wait.after_first, reraise=True,
-                                                   retry=retry_if_exception(_retryable)):
-                    with attempt:
-                        resp, latency = await self._attempt(request, tries)
-        except Exception as e:
-            if not _retryable(e):
-                raise
-            what = f"{type(e).__name__}: {str(e)[:200]}"
-            msg = (f"{tries.last_url}/chat/completions failed after {tries.n} attempt(s) (max_retries="
-                   f"{self.max_retries}); last fault {what}")
-            kind = EndpointUnreachable if isinstance(e, (openai.APIConnectionError, httpx.TransportError)) \
-                else RequestFailed
-            raise kind(msg, url=tries.last_url or self.base_url, attempts=tries.n) from e
-        attempts = tries.n
+        resp, latency, attempts = await self._post(request, "chat/completions")
         self.calls += 1
         choice = _get(resp, "choices")[0]
         message = _get(choice, "message")
@@ -331,7 +325,38 @@ class LLM:
             request=request,
         )
 
-    async def _attempt(self, request: dict[str, Any], tries: "_Tries") -> tuple[Any, float]:
+    async def _post(self, request: dict[str, Any], path: str) -> tuple[Any, float, int]:
+        """POST ``request`` to ``path`` of the least-busy URL, retried on transient faults; returns
+        (reply, latency of the attempt that answered, attempts)."""
+        tries = _Tries()
+        try:
+            # The first attempt goes straight out: tenacity's per-call set-up (a retry state, a
+            # thread-local, wrapped callbacks) costs about as much CPU as the HTTP request itself,
+            # and nearly every request succeeds first time. Retries, when needed, are tenacity's.
+            try:
+                resp, latency = await self._attempt(request, tries, path)
+            except Exception as first:
+                if not _retryable(first) or self.max_retries < 1:
+                    raise
+                await asyncio.sleep(self._wait.delay(1, first))
+                async for attempt in AsyncRetrying(stop=stop_after_attempt(self.max_retries),
+                                                   wait=self._wait.after_first, reraise=True,
+                                                   retry=retry_if_exception(_retryable)):
+                    with attempt:
+                        resp, latency = await self._attempt(request, tries, path)
+        except Exception as e:
+            if not _retryable(e):
+                raise
+            what = f"{type(e).__name__}: {str(e)[:200]}"
+            msg = (f"{tries.last_url}/{path} failed after {tries.n} attempt(s) (max_retries="
+                   f"{self.max_retries}); last fault {what}")
+            kind = EndpointUnreachable if isinstance(e, (openai.APIConnectionError, httpx.TransportError)) \
+                else RequestFailed
+            raise kind(msg, url=tries.last_url or self.base_url, attempts=tries.n) from e
+        return resp, latency, tries.n
+
+    async def _attempt(self, request: dict[str, Any], tries: "_Tries", path: str = "chat/completions"
+                       ) -> tuple[Any, float]:
         """One attempt on the least-busy URL (avoiding the one that just failed); the slot is held
         only while the request is on the wire."""
         tries.n += 1
@@ -339,10 +364,11 @@ class LLM:
         tries.last_url = url
         try:
             t0 = time.perf_counter()
-            resp = await self._send(url, request)
+            resp = await self._send(url, request, path)
             latency = time.perf_counter() - t0
-            if not _get(resp, "choices"):
-                raise EmptyResponse(f"{url} returned no choices")
+            field = "choices" if path == "chat/completions" else "data"
+            if not _get(resp, field):
+                raise EmptyResponse(f"{url} returned no {field}")
             return resp, latency
         except BaseException as e:
             if _retryable(e):
@@ -351,16 +377,18 @@ class LLM:
         finally:
             self.gate.release(url)
 
-    async def _send(self, url: str, request: dict[str, Any]) -> Any:
+    async def _send(self, url: str, request: dict[str, Any], path: str = "chat/completions") -> Any:
         """One attempt: the parsed reply (a dict, or the SDK's object), or the SDK's exception types."""
         if self.http == "openai":
             if url not in self._clients:
                 self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=self._api_key, timeout=self.timeout,
                                                         max_retries=0)
+            if path == "embeddings":
+                return await self._clients[url].embeddings.create(**request)
             return await self._clients[url].chat.completions.create(**request)
         import aiohttp
 
-        endpoint = f"{url}/chat/completions"
+        endpoint = f"{url}/{path}"
         session, proxy = await self._session(url)
         try:
             async with session.post(endpoint, data=_dumps(request), proxy=proxy) as r:

@@ -39,13 +39,15 @@ class LocalServer:
 
     def __init__(self, model: str = models.DEFAULT_MODEL, *, host: str = "127.0.0.1", port: int | None = None,
                  n_ctx: int | None = None, threads: int | None = None, startup_timeout: float = 180.0,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, embedding: bool = False) -> None:
         self.model = models.get(model)
         self.host = host
         self.port = port or free_port(host)
         self.n_ctx = n_ctx or self.model.n_ctx
         self.threads = threads or int(config.env("RAGSAFE_SERVER_THREADS") or os.cpu_count() or 2)
         self.startup_timeout = startup_timeout
+        self.embedding = embedding
+        """Also serve /v1/embeddings (llama.cpp's ``--embedding true``)."""
         self.log_dir = log_dir or config.home() / "logs"
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
@@ -67,6 +69,8 @@ class LocalServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", self.model.name,
                "--host", self.host, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
+        if self.embedding:
+            cmd += ["--embedding", "true"]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from ragsafe.config import EndpointConfig
-
 from ragsafe.experiments.config import RunConfig
-
 from ragsafe.experiments.execute import run
 from ragsafe.experiments.store import RunStore
 from ragsafe.llm.server import free_port
