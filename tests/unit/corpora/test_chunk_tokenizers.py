@@ -29,8 +29,11 @@ def test_tiktoken_offsets_cut_the_original_text():
     assert len(offsets) == len(out["input_ids"])
     assert offsets[0][0] == 0 and offsets[-1][1] == len(text)
     assert all(a <= b for a, b in offsets) and all(offsets[i][0] <= offsets[i + 1][0] for i in range(len(offsets) - 1))
-    # the ASCII tokens map to exactly their own text
-    assert "".join(text[a:b] for a, b in offsets[:3]) == "Appendicitis:"
+    # ASCII text: the token spans tile it exactly, each span is its token's own text
+    ascii_text = "Appendicitis: a dilated (>6 mm) appendix with fat stranding.\n\nSecond paragraph."
+    out = tok(ascii_text, return_offsets_mapping=True)
+    assert "".join(ascii_text[a:b] for a, b in out["offset_mapping"]) == ascii_text
+    assert [ascii_text[a:b] for a, b in out["offset_mapping"]] == [tok.encoding.decode([t]) for t in out["input_ids"]]
 
 
 def test_chunking_with_cl100k_counts_cl100k_tokens():

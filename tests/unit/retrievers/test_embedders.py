@@ -257,8 +257,9 @@ def test_endpoint_embedder_batches_retries_and_spreads_over_replicas():
         q = asyncio_run(emb.aembed_query("appendix"))
         assert len(q) == 10
     finally:
-        a.shutdown()
-        b.shutdown()
+        for s in (a, b):
+            s.shutdown()
+            s.server_close()
 
 
 def test_endpoint_embedder_pools_per_token_vectors_and_names_a_dead_url():
@@ -272,6 +273,7 @@ def test_endpoint_embedder_pools_per_token_vectors_and_names_a_dead_url():
         assert emb.identity()["pooling"] == "client-mean"
     finally:
         srv.shutdown()
+        srv.server_close()  # nothing listens on the port any more
     from ragsafe.llm.errors import EndpointUnreachable
 
     t0 = time.monotonic()
