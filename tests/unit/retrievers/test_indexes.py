@@ -189,8 +189,9 @@ def test_a_grid_over_two_embedders_runs_one_index_each_and_pairs_the_variants(co
     for qid in {s["question_id"] for s in samples}:
         got = [by[(v, qid)]["retrieved"] for v in (mini, mp)]
         assert all(len(g) == 2 for g in got)
-    summary = RunStore(d).read_summary()
-    text = json.dumps(summary)
+    from ragsafe.records import to_dict
+
+    text = json.dumps(to_dict(RunStore(d).read_summary()), default=str)
     assert mini in text and mp in text and "closed_book" in text
     # the folder's name depends on the embedders: another pair is another run
     cfg2 = RunConfig(**{**cfg.__dict__, "grids": ["standard_rag.embedder=all-MiniLM-L6-v2,minilm"]})
