@@ -11,6 +11,7 @@ Environment:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -22,6 +23,27 @@ from ragsafe.defaults import DEFAULT_MODEL
 
 class ConfigError(ValueError):
     """A setting is missing or invalid. The message names the key and the fix."""
+
+
+class DiskFull(OSError):
+    """The disk filled up while ragsafe wrote a record or a cache entry. Nothing torn is left behind:
+    the run stops, and the same command resumes it once there is space."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        super().__init__(errno.ENOSPC, f"disk full while writing {what} to {path}: free some space (or point "
+                         "RAGSAFE_HOME / --out at a larger disk), then run the same command to resume; "
+                         "records written so far are kept whole")
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """ENOSPC or EDQUOT (a quota), or SQLite's SQLITE_FULL."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    return getattr(e, "sqlite_errorcode", None) == 13  # SQLITE_FULL
 
 
 def home() -> Path:

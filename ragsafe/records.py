@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
-from ragsafe.config import ConfigError
+from ragsafe.config import ConfigError, DiskFull, is_disk_full
 
 Number = int | float
 """Stored numbers stay as written (an int is not turned into a float, so a record reads back unchanged)."""
@@ -417,9 +417,15 @@ def write_json(path: Path, rec: Record | dict[str, Any], version: int) -> None:
     data = {"schema_version": version, **{k: v for k, v in to_dict(rec).items() if k != "schema_version"}}
     path = Path(path)
     tmp = path.with_suffix(path.suffix + f".tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # the old file is untouched
+        if is_disk_full(e):
+            raise DiskFull(path, path.name) from None
+        raise
     os.replace(tmp, path)

@@ -68,13 +68,17 @@ class FaultServer:
         reject_logprobs: answer 400 to requests that ask for logprobs (as some servers do).
         record: keep every answered body and per-key counts (tests read them); the separate-process
             mode turns this off so the benchmark's instrument does as little work as possible.
+        reject: function of the request body returning ``(status, message)`` to refuse that request
+            as a real server would (e.g. ``(400, "This model's maximum context length is 2048 tokens")``),
+            or None to serve it.
     """
 
     def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, kinds: tuple[str, ...] = FAULT_KINDS,
                  script: list[str] | None = None, retry_after: str = "0", hang: float = 5.0, seed: int = 0,
                  reply: Callable[[dict], str] = default_reply, models: tuple[str, ...] = ("fake",),
                  status: int | None = None, max_requests: int = 1_000_000, host: str = "127.0.0.1",
-                 port: int = 0, reject_logprobs: bool = False, record: bool = True) -> None:
+                 port: int = 0, reject_logprobs: bool = False, record: bool = True,
+                 reject: Callable[[dict], tuple[int, str] | None] | None = None) -> None:
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; valid: {FAULT_KINDS}")
@@ -91,6 +95,7 @@ class FaultServer:
         self.models = models
         self.status = status
         self.reject_logprobs = reject_logprobs
+        self.reject = reject
         self.record = record
         self.max_requests = max_requests
         self.host = host
@@ -256,6 +261,13 @@ class FaultServer:
             await self._send(writer, self.status,
                              json.dumps({"error": {"message": f"scripted status {self.status}",
                                                    "type": "invalid_request_error"}}).encode())
+            return True
+        refused = self.reject(body) if self.reject else None
+        if refused:
+            status, message = refused
+            self._count(str(status))
+            await self._send(writer, status, json.dumps({"error": {"message": message, "type":
+                                                                   "invalid_request_error"}}).encode())
             return True
         if self.reject_logprobs and body.get("logprobs"):
             await self._send(writer, 400, b'{"error": {"message": "logprobs are not supported by this server"}}')

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from ragsafe.config import ConfigError
 
@@ -20,13 +22,44 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so every ``with`` block (run folder locks,
+    the embedded server) unwinds as on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, _frame) -> None:
+    raise Stopped(signum)
+
+
+def stop_on_signals() -> dict:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` (SIGINT already raises KeyboardInterrupt);
+    return the handlers they had."""
+    old = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            old[sig] = signal.signal(sig, _raise_stopped)
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     a = build_parser().parse_args(argv)
+    from ragsafe.config import DiskFull
+    from ragsafe.experiments.endpoints import ServerDied
+
+    old_handlers = stop_on_signals() if threading.current_thread() is threading.main_thread() else {}
     try:
         return a.fn(a)
+    except (DiskFull, ServerDied) as e:  # the run stopped; what it finished is kept
+        print(f"ragsafe: error: {e}", file=sys.stderr)
+        return 1
     except (ConfigError, KeyError, FileNotFoundError, ValueError) as e:
         from ragsafe.registry import UnknownName
 
@@ -34,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ragsafe: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ragsafe: interrupted; finished records are kept, run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how = f"stopped by {e}" if isinstance(e, Stopped) else "interrupted"
+        print(f"ragsafe: {how}; finished records are kept, run the same command to resume", file=sys.stderr)
+        return 128 + (e.signum if isinstance(e, Stopped) else signal.SIGINT)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-
 from ragsafe.defaults import DEFAULT_MODEL
 
 
@@ -25,22 +23,29 @@ def cmd_models(a) -> int:
 
 
 def cmd_serve(a) -> int:
+    """Serve until Ctrl-C, SIGTERM or SIGHUP (the CLI turns those into KeyboardInterrupt), or until the
+    server stops on its own (exit 1)."""
+    import sys
+    import time
+
     from ragsafe.llm.server import LocalServer
 
     srv = LocalServer(a.model or DEFAULT_MODEL, host=a.host, port=a.port, n_ctx=a.context_window,
                       embedding=a.embedding)
     srv.start()
-    print(f"serving {srv.model.name} at {srv.base_url} (log: {srv.log_path}); Ctrl-C stops it", flush=True)
+    print(f"serving {srv.model.name} at {srv.base_url} with n_ctx {srv.n_ctx} (log: {srv.log_path}); "
+          "Ctrl-C stops it", flush=True)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while srv.proc and srv.proc.poll() is None:
-            srv.proc.wait(timeout=1) if False else signal.pause() if hasattr(signal, "pause") else None
+        while srv.alive():
+            time.sleep(0.5)
+        print(f"ragsafe: error: the server stopped on its own ({srv.exit_status()}); log: {srv.log_path}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
         srv.stop()
         print("server stopped", flush=True)
-    return 0
 
 
 def register(sub) -> None:
@@ -50,7 +55,8 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help=f"embedded model to serve (default {DEFAULT_MODEL})")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     p.add_argument("--port", type=int, default=None, help="default: a free port")
-    p.add_argument("--context-window", type=int, default=None, help="n_ctx in tokens (default: the model's)")
+    p.add_argument("--n-ctx", "--context-window", dest="context_window", type=int, default=None,
+                   help="context size in tokens (default: the model's trained context, capped at 8192)")
     p.add_argument("--embedding", action="store_true",
                    help="also serve /v1/embeddings (for --embed-base-url; a model without pooling is mean-pooled "
                         "by ragsafe)")

@@ -19,7 +19,9 @@ def endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=120.0, help="per-request timeout, seconds")
     g.add_argument("--max-retries", type=int, default=4,
                    help="retries on connection errors, timeouts, 429 and 5xx (default 4)")
-    g.add_argument("--context-window", type=int, default=None, help="model context size in tokens")
+    g.add_argument("--context-window", "--n-ctx", dest="context_window", type=int, default=None,
+                   help="model context size in tokens; with 'local', the n_ctx the embedded server starts with "
+                   "(default: the model's trained context, capped at 8192)")
     g = p.add_argument_group("answer policy")
     g.add_argument("--answer-mode", default="generate", choices=["generate", "letter_logprobs"],
                    help="generate: free text, strict letter parse (the paper's); letter_logprobs: the letters' "
@@ -63,7 +65,21 @@ def cmd_run(a) -> int:
 
     _print_safety(summary)
     print(f"\nrun folder: {run_dir}")
-    return 0
+    return report_stops([run_dir])
+
+
+def report_stops(run_dirs) -> int:
+    """1 (and one line each) when a variant of these runs was stopped early by repeated errors, else 0."""
+    import sys
+
+    from ragsafe.experiments.store import RunStore
+
+    stops = [(d, label, why) for d in run_dirs for label, why in
+             (RunStore(d).read_run().get("stopped_variants") or {}).items()]
+    for d, label, why in stops:
+        print(f"ragsafe: variant {label} of {d} stopped after {why['after_errors']} {why['kind']} error(s) with "
+              f"{why['questions_not_run']} question(s) not run; fix: {why['fix']}", file=sys.stderr)
+    return 1 if stops else 0
 
 
 def _embedder_kw(a) -> dict:

@@ -53,7 +53,9 @@ def cmd_sweep(a) -> int:
         if summary:
             print(text_table(summary))
     print(f"\n{len(dirs)} run folder(s); `ragsafe runs list --root {a.out or sweep.base['out']}` lists them")
-    return 0
+    from ragsafe.cli.run import report_stops
+
+    return report_stops(dirs)
 
 
 def cmd_runs_list(a) -> int:

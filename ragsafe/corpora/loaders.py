@@ -34,17 +34,15 @@ Specs accepted by :func:`load_any` (and so by ``--benchmark`` and ``ragsafe vali
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ragsafe.corpora.errors import DataError
 from ragsafe.corpora.formats import mapped, mcq, radsafe, radsafe_csv, ragsafe  # noqa: F401  (each registers its format)
 from ragsafe.corpora.formats.base import loaders
 from ragsafe.corpora.formats.common import FLAG_RE, RAGSAFE_KEYS
+from ragsafe.corpora.reading import MAX_LINE_CHARS, JSONProblem, folder_files, load_yaml, parse_json, read_text
 from ragsafe.corpora.schema import Benchmark
 
 _PREFIX = re.compile(r"^([a-z][a-z0-9_-]*):(.+)$", re.S)
@@ -68,16 +66,17 @@ SUFFIXES = (".jsonl", ".json", ".csv", ".yaml", ".yml")
 
 
 def _first_record(path: Path) -> dict | None:
-    with open(path, encoding="utf-8-sig") as fh:
-        for i, line in enumerate(fh):
-            if i > 50:
-                break
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                return rec if isinstance(rec, dict) else None
+    try:
+        text = read_text(path)
+    except DataError:
+        return None  # the loader reports why
+    for i, line in enumerate(text.split("\n", 51)[:51]):
+        if line.strip() and len(line) <= MAX_LINE_CHARS:
+            try:
+                rec = parse_json(line)
+            except JSONProblem:
+                continue
+            return rec if isinstance(rec, dict) else None
     return None
 
 
@@ -116,8 +115,8 @@ def detect(path: Path) -> str:
         return "mcq"
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError:
+            data = parse_json(read_text(path))
+        except (DataError, JSONProblem):
             return "mcq"  # its loader reports where
         if isinstance(data, dict) and "format" in data:
             return "manifest"
@@ -174,11 +173,13 @@ def load_any(spec: str | Path, fmt: str | None = None, *, name: str | None = Non
         if not p.exists():
             raise DataError(p, None, None, "file not found; check the path (relative paths start at the "
                             "current folder)")
+    skipped: list = []
     if len(files) == 1 and files[0].is_dir():
         folder = files[0]
-        files = sorted(folder.glob("*.jsonl"))
+        files, skipped = folder_files(folder, (".jsonl",))
         if not files:
-            raise DataError(folder, None, None, "folder has no .jsonl files; give a file instead")
+            raise DataError(folder, None, None, "folder has no .jsonl files; give a file instead"
+                            + (f" ({len(skipped)} other file(s) skipped)" if skipped else ""))
         name = name or folder.name
     if fmt is None:
         kinds = [detect(p) for p in files]
@@ -201,7 +202,9 @@ def load_any(spec: str | Path, fmt: str | None = None, *, name: str | None = Non
     if bad:
         raise DataError(files[0], None, None, f"format {fmt!r} takes no option(s) {bad}; it takes "
                         f"{list(loader.options) or 'none'}")
-    return loader.load(files, name, **options)
+    bench = loader.load(files, name, **options)
+    bench.problems[:0] = skipped
+    return bench
 
 
 MANIFEST_FILES = {"ragsafe": ("path", "paths"), "radsafe": ("unified", "labels"), "radsafe-csv": ("path",),
@@ -215,10 +218,7 @@ def load_manifest(path: Path) -> Benchmark:
         >>> # radsafe200.yaml:  format: radsafe / unified: u.jsonl / labels: l.json
         >>> load_manifest(Path("radsafe200.yaml"))   # doctest: +SKIP
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as e:
-        raise DataError(path, None, None, f"invalid YAML ({e}); fix the manifest") from None
+    data = load_yaml(read_text(path), path)
     if not isinstance(data, dict):
         raise DataError(path, None, None, "a manifest is a mapping (format: ..., path: ...)")
     fmt = data.get("format")

@@ -14,6 +14,9 @@ MIN_OPTIONS, MAX_OPTIONS = 2, 10
 
 LABEL_KEYS = ("high_risk", "unsafe", "contradicts")
 
+LABEL_SPELLINGS = "0 or 1 (also accepted: 0.0/1.0, true/false in any case, JSON true/false)"
+"""What a label value may be, for error messages (the spellings the label parsers accept)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Origin:
@@ -230,7 +233,7 @@ def question_from_record(rec: dict, file: str, line: int | None, problems: list[
                 for key in LABEL_KEYS:
                     b = bit(entry.get(key))
                     if b is None:
-                        bad(f"labels.{L}.{key}", f"must be 0 or 1, got {entry.get(key)!r}")
+                        bad(f"labels.{L}.{key}", f"must be {LABEL_SPELLINGS}, got {entry.get(key)!r}")
                         b = 0
                     vals[key] = bool(b)
                 labels[L] = OptionLabels(**vals)
@@ -241,6 +244,11 @@ def question_from_record(rec: dict, file: str, line: int | None, problems: list[
         v = rec.get(fld)
         if v is not None and (not isinstance(v, str) or not v.strip()):
             bad(fld, "present but empty; remove it or give the text")
+    clean, conflict = rec.get("evidence_clean"), rec.get("evidence_conflict")
+    if isinstance(clean, str) and isinstance(conflict, str) and clean.strip() and \
+            " ".join(clean.split()).casefold() == " ".join(conflict.split()).casefold():
+        bad("evidence_conflict", "is the same text as evidence_clean, so the conflict condition would measure "
+            "nothing; write evidence that points to a wrong option", "warning")
     ct = rec.get("conflict_target")
     if ct is not None and ct not in letters:
         bad("conflict_target", f"{ct!r} is not an option letter")

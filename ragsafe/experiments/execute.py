@@ -26,16 +26,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ragsafe import config as cfgmod
-from ragsafe.config import ConfigError
+from ragsafe.config import ConfigError, DiskFull
 from ragsafe.corpora.schema import Question
 from ragsafe.experiments.config import RunConfig
-from ragsafe.experiments.endpoints import _start_endpoints
+from ragsafe.experiments.endpoints import ServerWatch, _start_endpoints
 from ragsafe.experiments.plan import RunJob, prepare
 from ragsafe.experiments.progress import Reporter, log, pick_reporter
 from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.variants import Variant
 from ragsafe.graphs import Deps
 from ragsafe.llm.client import LLM
+from ragsafe.llm.errors import NON_RETRYABLE, classify, fix_for
 from ragsafe.records import RunManifest, SampleRecord, ScoreStamp
 
 
@@ -88,10 +89,35 @@ class Cell:
     t_last: float | None = None
     params: dict | None = None
     """The variant's params as a dict (built once, shared by its records)."""
+    streak: tuple[tuple, int] = ((), 0)
+    """(kind and status of the last non-retryable error, how many in a row)."""
+    stopped: dict | None = None
+    """Why the cell was stopped early (repeated non-retryable errors), for run.json."""
 
     @property
     def total(self) -> int:
         return len(self.todo)
+
+    def note(self, rec: dict[str, Any]) -> str | None:
+        """Count a finished record; stop the cell after :data:`STOP_AFTER` identical non-retryable errors
+        in a row, returning the one message that says so (else None)."""
+        err = rec.get("error") or {}
+        if err.get("kind") not in NON_RETRYABLE:
+            self.streak = ((), 0)
+            return None
+        sig = (err["kind"], err.get("status"))
+        n = self.streak[1] + 1 if self.streak[0] == sig else 1
+        self.streak = (sig, n)
+        if n < STOP_AFTER or self.stopped:
+            return None
+        left = self.total - self.done
+        status = f"HTTP {err['status']}, " if err.get("status") else ""
+        self.stopped = {"kind": err["kind"], "status": err.get("status"), "server_message": err.get("server_message"),
+                        "after_errors": n, "questions_not_run": left, "fix": fix_for(err["kind"])}
+        return (f"stopped variant {self.label} after {n} identical errors ({status}{err['kind']}); the server said: "
+                f"{(err.get('server_message') or err.get('message') or '')[:300]!r}. Fix: {fix_for(err['kind'])}. "
+                f"{left} question(s) not run; the other variants go on. After the fix, run the same command "
+                "(with --retry-errors if the fix leaves the command unchanged)")
 
 
 @dataclasses.dataclass
@@ -133,7 +159,9 @@ def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool =
         sessions = [start_session(job, endpoints[job.endpoint.name], indexes, response_cache, cache, progress)
                     for job in busy]
         cells = build_cells(sessions, pending, progress)
-        timing = execute_cells(cells, sessions, reporter)
+        watches = {name: ServerWatch(name, live["server"], progress=progress)
+                   for name, live in endpoints.items() if live.get("server") is not None}
+        timing = execute_cells(cells, sessions, reporter, watches)
         timing["wall"] = round(time.perf_counter() - t0, 2)
         for s in sessions:
             finish_record(s, timing, progress)
@@ -282,17 +310,41 @@ def lanes_for(cells: list[Cell]) -> list[Lane]:
     return lanes
 
 
-def execute_cells(cells: list[Cell], sessions: list[Session], reporter: "Reporter") -> dict[str, float]:
-    """Answer every cell's questions in one event loop; return the execution's seconds and CPU seconds."""
+def execute_cells(cells: list[Cell], sessions: list[Session], reporter: "Reporter",
+                  watches: dict[str, ServerWatch] | None = None) -> dict[str, float]:
+    """Answer every cell's questions in one event loop; return the execution's seconds and CPU seconds.
+
+    ``watches`` restart embedded servers that die mid-run. Whatever ends the loop, each session's
+    run.json records the server restarts and the variants stopped early.
+    """
     t_exec, cpu_exec = time.perf_counter(), time.process_time()
     if cells:
         reporter.start(cells)
         try:
             with lean_gc():
-                asyncio.run(_execute(lanes_for(cells), reporter, [s.llm for s in sessions]))
+                asyncio.run(_execute(lanes_for(cells), reporter, [s.llm for s in sessions], watches))
         finally:
             reporter.close()
+            _record_faults(cells, sessions, watches or {})
     return {"execute": round(time.perf_counter() - t_exec, 3), "cpu": round(time.process_time() - cpu_exec, 3)}
+
+
+def _record_faults(cells: list[Cell], sessions: list[Session], watches: dict[str, ServerWatch]) -> None:
+    for s in sessions:
+        watch = watches.get(s.job.endpoint.name)
+        stops = {c.variant.label: c.stopped for c in cells if c.job is s.job and c.stopped}
+        changed = False
+        if watch is not None:  # the embedded server's restarts this session (it serves every job of the endpoint)
+            s.record["endpoint"]["server_restarts_last_session"] = watch.server.restarts
+            changed = True
+        if stops or "stopped_variants" in s.record:
+            s.record["stopped_variants"] = stops  # this session's stops (a later session may finish them)
+            changed = True
+        if changed:
+            try:
+                RunStore(s.job.run_dir).write_run(s.record)
+            except OSError:
+                pass  # a full disk: the error that stopped the run says so
 
 
 def finish_record(s: Session, timing: dict[str, float], progress: Callable[[str], None]) -> None:
@@ -406,13 +458,28 @@ def lean_gc(gen0: int = 20_000):
         gc.unfreeze()
 
 
-async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM]) -> None:
+async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM],
+                   watches: dict[str, "ServerWatch"] | None = None) -> None:
     writers: dict[Path, _Writer] = {}
     by_job: dict[int, _Writer] = {}  # the same writers by job, so a record does not recompute its folder
+    watches = watches or {}
+
+    async def answer(cell: Cell, q: Question) -> dict[str, Any]:
+        """answer_one, asked again when the embedded server died under it (and was restarted)."""
+        watch = watches.get(cell.job.endpoint.name)
+        gen = watch.generation if watch else 0
+        rec = await answer_one(cell, q)
+        while watch and (rec.get("error") or {}).get("kind") in ("unreachable", "transient") \
+                and await watch.recover(gen):
+            gen = watch.generation
+            rec = await answer_one(cell, q)
+        return rec
 
     async def worker(it) -> None:
         for cell, q in it:  # the lane's iterator is shared: each job is taken once
-            rec = await answer_one(cell, q)
+            if cell.stopped:
+                continue
+            rec = await answer(cell, q)
             w = by_job.get(id(cell.job))
             if w is None:  # one writer per folder, however many jobs name it
                 d = cell.job.run_dir
@@ -421,49 +488,77 @@ async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM]) -> 
                 w = by_job[id(cell.job)] = writers[d]
             w.put(rec)
             reporter.advance(cell, rec)
+            stop = cell.note(rec)
+            if stop:
+                reporter.stopped(cell, stop)
 
-    tasks = []
+    monitors = [asyncio.create_task(w.watch()) for w in watches.values()]
+    workers = []
     for lane in lanes:
         it = iter(lane.jobs)
-        tasks += [asyncio.create_task(worker(it)) for _ in range(max(1, min(lane.workers, len(lane.jobs))))]
+        workers += [asyncio.create_task(worker(it)) for _ in range(max(1, min(lane.workers, len(lane.jobs))))]
+    tasks = workers + monitors
     try:
-        await asyncio.gather(*tasks)
+        pending = set(tasks)
+        while any(not t.done() for t in workers):  # a monitor only ends by raising
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()
+        for t in monitors:
+            t.cancel()
+        await asyncio.gather(*monitors, return_exceptions=True)
+        for w in writers.values():
+            await w.close()
     except BaseException:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for w in writers.values():
+            await w.close(raise_error=False)
         raise
     finally:
-        for w in writers.values():
-            await w.close()
         for llm in llms:
             await llm.aclose()
 
 
 class _Writer:
     """Group commit: records that finish while a write is on disk go out together in the next one,
-    written off the event loop so requests keep flowing during fsync."""
+    written off the event loop so requests keep flowing during fsync. A failed write (a full disk)
+    is kept and raised by the next :meth:`put` or by :meth:`close`, so the run stops."""
 
     def __init__(self, store: RunStore) -> None:
         self.store = store
         self.buf: list[SampleRecord] = []
         self.task: asyncio.Task | None = None
+        self.error: BaseException | None = None
 
     def put(self, rec: SampleRecord) -> None:
+        if self.error is not None:
+            raise self.error
         self.buf.append(rec)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
-        while self.buf:
+        while self.buf and self.error is None:
             batch, self.buf = self.buf, []
-            await asyncio.to_thread(self.store.append_many, batch)
+            try:
+                await asyncio.to_thread(self.store.append_many, batch)
+            except Exception as e:  # noqa: BLE001  (kept, raised by put/close)
+                self.error = e
 
-    async def close(self) -> None:
-        while self.task is not None and not self.task.done() or self.buf:
+    async def close(self, *, raise_error: bool = True) -> None:
+        while self.error is None and (self.task is not None and not self.task.done() or self.buf):
             if self.task is None or self.task.done():
                 self.task = asyncio.create_task(self._drain())
             await asyncio.shield(self.task)
+        if self.error is not None and raise_error:
+            raise self.error
+
+
+STOP_AFTER = 3
+"""Identical non-retryable errors in a row after which a variant is stopped."""
 
 
 async def answer_one(cell: Cell, q: Question) -> SampleRecord:
@@ -484,11 +579,13 @@ async def answer_one(cell: Cell, q: Question) -> SampleRecord:
                    retrieved=[{k: d.metadata.get(k) for k in ("chunk_id", "doc_id", "score", "rank")}
                               for d in st.get("chunks") or []],
                    trace=st.get("trace"), error=None, **{k: st[k] for k in ("sc",) if k in st})
-    except (ConfigError, TypeError, AttributeError, KeyError, NameError):
-        raise  # programming or data errors are not per-sample faults
+    except (ConfigError, DiskFull, TypeError, AttributeError, KeyError, NameError):
+        raise  # programming or data errors, and a full disk, are not per-sample faults
     except Exception as e:  # noqa: BLE001  (a transport/server fault after retries: recorded)
-        rec.update(letter=None, correct=False, error={"type": type(e).__name__, "message": str(e)[:500]},
-                   trace=None)
+        kind, status, server_message = classify(e)
+        rec.update(letter=None, correct=False, trace=None,
+                   error={"type": type(e).__name__, "message": str(e)[:500], "kind": kind, "status": status,
+                          "server_message": server_message[:500]})
     rec["seconds"] = round(time.perf_counter() - t, 4)
     rec["finished_at"] = _now()
     return SampleRecord.model_validate(rec)

@@ -32,8 +32,18 @@ class Reporter:
         cell.errors += bool(rec.error)
         self.n += 1
 
+    def stopped(self, cell: Cell, message: str) -> None:
+        """A cell was stopped early (repeated errors no retry can fix): say so once."""
+        getattr(self, "progress", log)(message)
+
     def close(self) -> None:
         pass
+
+
+def error_kind(rec) -> str:
+    """"error: context_overflow" for an error record (its kind), "error" when it has none."""
+    kind = (rec.get("error") or {}).get("kind")
+    return f"error: {kind}" if kind else "error"
 
 
 def rate_eta(cell: Cell, started: float) -> tuple[float | None, float | None]:
@@ -60,7 +70,7 @@ class QuestionLog(Reporter):
 
     def advance(self, cell: Cell, rec: SampleRecord) -> None:
         super().advance(cell, rec)
-        mark = "error" if rec.error else ("ok" if rec.correct else "wrong")
+        mark = error_kind(rec) if rec.error else ("ok" if rec.correct else "wrong")
         self.progress(f"[{self.n}/{self.total}] {cell.label} {rec.question_id}: {rec.letter} "
                       f"({mark}, {rec.seconds:.1f}s)")
 
@@ -121,6 +131,9 @@ class RichCells(Reporter):
         rate, _ = rate_eta(cell, self.t0)
         self.bar.update(self.ids[id(cell)], advance=1, err=f"{cell.errors} err" if cell.errors else "",
                         rate=f"{rate:.2f} q/s" if rate else "")
+
+    def stopped(self, cell: Cell, message: str) -> None:
+        self.bar.console.print(message, markup=False, highlight=False)
 
     def close(self) -> None:
         self.bar.stop()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ragsafe import records
-from ragsafe.config import ConfigError
+from ragsafe.config import ConfigError, DiskFull, is_disk_full
 from ragsafe.records import RunManifest, SampleRecord, Summary
 
 SCHEMA_VERSION = records.SAMPLE_VERSION
@@ -117,18 +117,32 @@ class RunStore:
         self.append_many([rec])
 
     def append_many(self, recs: list[SampleRecord | dict]) -> None:
-        """Append complete lines with one write and one fsync (a group commit)."""
+        """Append complete lines with one write and one fsync (a group commit).
+
+        A write that fails part-way (a full disk) is cut back to where the file ended before it, so
+        no torn record is left; a full disk raises :class:`~ragsafe.config.DiskFull`.
+        """
         if not recs:
             return
         blob = "".join(_line(r) for r in recs).encode("utf-8")
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            start = os.fstat(fd).st_size
             try:
                 view = memoryview(blob)
                 while view:
                     view = view[os.write(fd, view):]
                 os.fsync(fd)
+            except OSError as e:
+                try:
+                    os.ftruncate(fd, start)
+                    os.fsync(fd)
+                except OSError:
+                    pass  # the next open's repair() cuts the torn tail instead
+                if is_disk_full(e):
+                    raise DiskFull(self.samples_path, f"{len(recs)} sample record(s)") from None
+                raise
             finally:
                 os.close(fd)
 
@@ -148,11 +162,17 @@ class RunStore:
         if self.line_count() == len(recs):
             return False
         tmp = self.samples_path.with_suffix(f".jsonl.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in recs:
-                f.write(_line(r))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for r in recs:
+                    f.write(_line(r))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)  # samples.jsonl is untouched (superseded lines are harmless)
+            if is_disk_full(e):
+                raise DiskFull(self.samples_path, "the compacted samples") from None
+            raise
         os.replace(tmp, self.samples_path)
         return True
 

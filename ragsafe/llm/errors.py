@@ -65,3 +65,60 @@ def _status_error(status: int, headers: dict, raw: bytes, url: str) -> openai.AP
     cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
     resp = httpx.Response(status, headers=headers, content=raw, request=httpx.Request("POST", url))
     return cls(f"Error code: {status} - {message}", response=resp, body=err if isinstance(err, dict) else body)
+
+
+NON_RETRYABLE = ("context_overflow", "unknown_model", "auth", "bad_request")
+"""Error kinds that no retry will fix: the same request fails the same way every time."""
+
+_FIXES = {
+    "context_overflow": "the prompt does not fit the model's context: retrieve fewer chunks (a smaller k, e.g. "
+                        "--set standard_rag.k=5), let max_context pack chunks up to the window, or give the model "
+                        "a larger context (--n-ctx N for the embedded server; the server's own setting otherwise)",
+    "unknown_model": "the server does not serve this model: pass a model id its /v1/models lists (--model)",
+    "auth": "the server refused the API key: check the variable named by --api-key-env",
+    "bad_request": "the server refuses a parameter of the request: check --max-tokens, --answer-mode and the "
+                   "graph's params",
+    "unreachable": "no server answers: start it (or check --base-url), then run the same command to resume",
+    "transient": "the server kept failing after the retries: check its log, then rerun with --retry-errors",
+}
+
+
+def classify(exc: BaseException) -> tuple[str, int | None, str]:
+    """(kind, HTTP status or None, the server's own message) of a request's failure.
+
+    Kinds: ``context_overflow``, ``unknown_model``, ``auth``, ``bad_request`` (see
+    :data:`NON_RETRYABLE`), ``unreachable``, ``transient`` (retries ran out), ``other``.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:  # a graph may wrap the client's error
+        seen.add(id(e))
+        if isinstance(e, (openai.APIStatusError,)):
+            break
+        if isinstance(e, EndpointUnreachable):
+            return "unreachable", None, str(e)
+        if isinstance(e, RequestFailed):
+            return "transient", None, str(e)
+        e = e.__cause__ or e.__context__
+    if not isinstance(e, openai.APIStatusError):
+        return "other", None, str(exc)
+    status = e.status_code
+    body = e.body if isinstance(e.body, dict) else {}
+    msg = str(body.get("message") or e.message or "")
+    low = msg.lower()
+    if status in (400, 413, 422) and "context" in low and any(w in low for w in (
+            "length", "exceed", "maximum", "too long", "tokens", "window")):
+        return "context_overflow", status, msg
+    if status == 404 or (status == 400 and "model" in low and any(w in low for w in (
+            "not found", "does not exist", "unknown", "not exist", "no such"))):
+        return "unknown_model", status, msg
+    if status in (401, 403):
+        return "auth", status, msg
+    if status in (400, 422):
+        return "bad_request", status, msg
+    return "transient", status, msg
+
+
+def fix_for(kind: str) -> str:
+    """How to fix an error of ``kind`` (see :func:`classify`), for one-line messages."""
+    return _FIXES.get(kind, "see the message; fix it and run the same command to resume")

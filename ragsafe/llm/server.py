@@ -1,7 +1,14 @@
 """The embedded OpenAI-compatible endpoint: llama.cpp's own server (`python -m llama_cpp.server`).
 
 It binds to 127.0.0.1 on a free port unless told otherwise, and is ready when ``/v1/models``
-answers. Use it as a context manager so it is always stopped.
+answers. Use it as a context manager so it is always stopped. It starts with the model's trained
+context capped at :data:`ragsafe.llm.models.N_CTX_CAP` (``n_ctx`` / ``ragsafe serve --n-ctx`` sets
+another).
+
+It never outlives its parent: it runs under :mod:`ragsafe.llm.orphan_guard` (Linux parent-death
+signal plus a watchdog), so even a SIGKILL of ragsafe takes the server down within a second.
+:meth:`LocalServer.restart` starts it again on the same port after it died (the runner does this
+when the server crashes mid-run).
 
 Example:
     >>> with LocalServer("smollm2-135m") as srv:   # doctest: +SKIP
@@ -12,9 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,10 +60,23 @@ class LocalServer:
         self.log_dir = log_dir or config.home() / "logs"
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
+        self.restarts = 0
+        """Times :meth:`restart` started the server again after it had died."""
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    def command(self, gguf: Path) -> list[str]:
+        """The server's command line, under the orphan guard."""
+        guard = Path(__file__).with_name("orphan_guard.py")
+        # the parent-death signal follows the thread that forks: ask for it only from the main thread
+        pdeath = ["--pdeathsig"] if threading.current_thread() is threading.main_thread() else []
+        return [sys.executable, str(guard), "--parent", str(os.getpid()), *pdeath, "--",
+                "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", self.model.name,
+                "--host", self.host, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+                "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
+                *(["--embedding", "true"] if self.embedding else [])]
 
     def start(self) -> "LocalServer":
         try:
@@ -66,15 +88,19 @@ class LocalServer:
         gguf = self.model.gguf_path()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"llama-server-{self.model.name}-{self.port}.log"
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", self.model.name,
-               "--host", self.host, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
-        if self.embedding:
-            cmd += ["--embedding", "true"]
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        log = open(self.log_path, "ab")
+        # its own session: a Ctrl-C in the terminal reaches ragsafe, which stops the server in order
+        self.proc = subprocess.Popen(self.command(gguf), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+        try:
+            self._wait_ready()
+        except BaseException:  # a signal or a failed start: never leave the process behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -82,11 +108,32 @@ class LocalServer:
                 raise ServerError(f"llama.cpp server exited with code {self.proc.returncode}; "
                                   f"log {self.log_path}:\n{tail}")
             if self.ready():
-                return self
+                return
             time.sleep(0.3)
-        self.stop()
         raise ServerError(f"llama.cpp server did not answer {self.base_url}/models within "
                           f"{self.startup_timeout:.0f}s; log: {self.log_path}")
+
+    def alive(self) -> bool:
+        """True while the server process runs (it may still be loading)."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_status(self) -> str:
+        """How the last process ended, for messages: 'exit code 1', 'killed by SIGKILL', 'running'."""
+        if self.proc is None or self.proc.returncode is None:
+            return "running" if self.proc is not None else "not started"
+        rc = self.proc.returncode
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return f"exit code {rc}"
+
+    def restart(self) -> "LocalServer":
+        """Start the server again on the same port (so clients keep their base URL)."""
+        self.stop()
+        self.restarts += 1
+        return self.start()
 
     def ready(self) -> bool:
         try:

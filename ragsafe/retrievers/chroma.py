@@ -266,6 +266,19 @@ class ChromaStore:
                                                                   res["metadatas"][0], res["distances"][0]), start=1)]
 
 
+class RetrievalFailed(RuntimeError):
+    """A retrieval that still failed after its retries (the Chroma server is gone)."""
+
+
+def _transient(e: BaseException) -> bool:
+    """Faults of the way to a Chroma server (or of the server itself) that a retry may fix; programming
+    errors (TypeError, KeyError, ...) are not."""
+    if isinstance(e, (OSError, ConnectionError, TimeoutError)):
+        return True
+    mod = type(e).__module__ or ""
+    return mod.startswith(("httpx", "httpcore", "chromadb", "urllib3", "requests"))
+
+
 def _clean_md(md: dict) -> dict:
     return {k: v for k, v in md.items() if isinstance(v, (str, int, float, bool)) and k not in ("rank", "score")}
 
@@ -281,11 +294,30 @@ class ChromaRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return self.store.query(query, self.k)
 
+    retries: int = 4
+    """Retries of a query that failed on the way to a Chroma server (connection lost, timeout)."""
+    backoff: float = 0.5
+    """First wait between retries, seconds (doubles each time)."""
+
     async def search(self, query: str, k: int) -> list[Document]:
+        """Top-``k`` chunks. A lost Chroma server is retried like an LLM request; a query that still
+        fails raises :class:`RetrievalFailed` (the runner records an error sample, never crashes)."""
         aquery = getattr(self.store, "aquery", None)
-        if aquery is not None:
-            return await aquery(query, k)
-        return await asyncio.to_thread(self.store.query, query, k)
+        for attempt in range(self.retries + 1):
+            try:
+                if aquery is not None:
+                    return await aquery(query, k)
+                return await asyncio.to_thread(self.store.query, query, k)
+            except Exception as e:  # noqa: BLE001  (sorted below)
+                if not _transient(e):
+                    raise
+                if attempt == self.retries:
+                    raise RetrievalFailed(f"Chroma query on collection {self.store.name!r} failed after "
+                                          f"{attempt + 1} attempt(s): {type(e).__name__}: {str(e)[:200]}; is the "
+                                          "Chroma server (--chroma-url) running? Rerun with --retry-errors once it "
+                                          "is") from e
+                await asyncio.sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def describe(self) -> dict[str, Any]:
         s = self.store

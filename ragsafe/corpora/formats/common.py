@@ -10,25 +10,62 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ragsafe.corpora.errors import DataError
-from ragsafe.corpora.schema import Problem, Question, bit, question_from_record
+from ragsafe.corpora.reading import MAX_LINE_CHARS, JSONProblem, parse_json, read_text
+from ragsafe.corpora.schema import LABEL_SPELLINGS, Problem, Question, bit, question_from_record
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith(("#", "//"))
 
 
 def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[int, dict]]:
+    """(line number, object) of each record; every unusable line, and an unreadable, empty or
+    comment-only file, becomes a problem naming the file and line."""
+    return read_jsonl_counted(path, problems)[0]
+
+
+def read_jsonl_counted(path: Path, problems: list[Problem]) -> tuple[list[tuple[int, dict]], int]:
+    """:func:`read_jsonl`, and how many lines were records that could not be read (refused records;
+    a problem of the whole file, such as its encoding, counts none)."""
+    try:
+        text = read_text(path)
+    except DataError as e:
+        problems.append(Problem(str(path), e.line, None, None, e.problem))
+        return [], 0
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(str(path), lineno, None, None, f"invalid JSON ({e.msg} at column {e.colno})"))
-                continue
-            if not isinstance(rec, dict):
-                problems.append(Problem(str(path), lineno, None, None, "line is not a JSON object"))
-                continue
-            out.append((lineno, rec))
-    return out
+    blank = comments = 0
+    before = len(problems)
+    lines = text.split("\n")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            blank += 1
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            problems.append(Problem(str(path), lineno, None, None, f"line is {len(line)} characters long, over the "
+                                    f"{MAX_LINE_CHARS} bound of ragsafe's loaders; shorten the record"))
+            continue
+        if _is_comment(line):
+            comments += 1
+            problems.append(Problem(str(path), lineno, None, None, "comment line: JSONL has no comments; remove it"))
+            continue
+        try:
+            rec = parse_json(line)
+        except JSONProblem as e:
+            problems.append(Problem(str(path), lineno, None, None, e.msg))
+            continue
+        if not isinstance(rec, dict):
+            problems.append(Problem(str(path), lineno, None, None, f"line is a JSON {type(rec).__name__}, not an "
+                                    "object; write one {...} record per line"))
+            continue
+        out.append((lineno, rec))
+    if not out and comments and blank + comments == len(lines):
+        del problems[len(problems) - comments:]
+        problems.append(Problem(str(path), None, None, None, "file has only comments, no records; add one JSON "
+                                "record per line"))
+    elif not out and blank == len(lines):
+        problems.append(Problem(str(path), None, None, None, "file is empty (no records); add one JSON record per "
+                                "line, or remove the file"))
+    return out, sum(1 for p in problems[before:] if p.line is not None)
 
 
 # keys only the ragsafe schema has: their presence tells a ragsafe file from a generic MCQ file
@@ -37,6 +74,38 @@ RAGSAFE_KEYS = ("evidence_clean", "evidence_conflict", "labels", "gold_doc_ids",
 
 
 FLAG_RE = re.compile(r"^option_(\d+)_(high_risk|unsafe|contradicts)$")
+
+# every key of the ragsafe schema (corpora/data/AUTHORING.md), including the authoring-only ones
+RAGSAFE_ALL_KEYS = ("id", "question", "options", "answer", *RAGSAFE_KEYS, "label_rationale",
+                    "dangerous_is_tempting", "schema_version")
+
+
+class UnknownKeys:
+    """Keys a loader ignores, tallied per file: one warning per key naming it and where it appears
+    (a typo like ``evidence_clen`` would otherwise vanish without a word)."""
+
+    def __init__(self, known: tuple[str, ...] | set[str], *, what: str = "key", flags: bool = True) -> None:
+        self.known = set(known)
+        self.what = what
+        self.flags = flags
+        self.seen: dict[tuple[str, str], list[int | None]] = {}
+
+    def check(self, rec: dict, file: str, line: int | None, prefix: str = "") -> None:
+        for k in rec:
+            k = str(k)
+            if k in self.known or (self.flags and FLAG_RE.match(k)):
+                continue
+            self.seen.setdefault((file, prefix + k), []).append(line)
+
+    def problems(self) -> list[Problem]:
+        out = []
+        for (file, key), lines in self.seen.items():
+            at = [str(x) for x in lines if x is not None]
+            where = f" (line{'s' if len(at) > 1 else ''} {', '.join(at[:5])}{', ...' if len(at) > 5 else ''})" \
+                if at else ""
+            out.append(Problem(file, lines[0], None, key, f"unknown {self.what} in {len(lines)} record(s){where} is "
+                               f"ignored; known: {', '.join(sorted(self.known))}", "warning"))
+        return out
 
 
 def to_question(rec: dict, file: str, line: int | None, problems: list[Problem], *, start: int,
@@ -117,13 +186,19 @@ def _members(text: str, i: int) -> Iterator[tuple[Any, int, Any]]:
 
 
 def read_json(path: Path, problems: list[Problem]) -> tuple[Any, str] | None:
-    """Parse a JSON file; an invalid file becomes one error naming line and column."""
-    text = path.read_text(encoding="utf-8-sig")
+    """Parse a JSON file; an unreadable, empty or invalid file becomes one error naming the line."""
     try:
-        return json.loads(text), text
-    except json.JSONDecodeError as e:
-        problems.append(Problem(str(path), e.lineno, None, None,
-                                f"invalid JSON ({e.msg} at column {e.colno}); fix the file, nothing was loaded"))
+        text = read_text(path)
+    except DataError as e:
+        problems.append(Problem(str(path), e.line, None, None, e.problem))
+        return None
+    if not text.strip():
+        problems.append(Problem(str(path), None, None, None, "file is empty (no records); nothing was loaded"))
+        return None
+    try:
+        return parse_json(text), text
+    except JSONProblem as e:
+        problems.append(Problem(str(path), e.line, None, None, f"{e.msg}; fix the file, nothing was loaded"))
         return None
 
 
@@ -159,7 +234,7 @@ def flat_labels(rec: dict, letters: list[str], report: Callable[[str | None, str
                 missing.append(key)
                 b = 0
             elif b is None:
-                report(key, f"must be 0 or 1, got {v!r}", "error")
+                report(key, f"must be {LABEL_SPELLINGS}, got {v!r}", "error")
                 b = 0
             entry[flag] = b
         labels[letter] = entry

@@ -8,7 +8,9 @@ from typing import Any
 
 from ragsafe.corpora.formats.base import Loader, loaders
 from ragsafe.corpora.formats.common import (
+    RAGSAFE_ALL_KEYS,
     RAGSAFE_KEYS,
+    UnknownKeys,
     _blank,
     _fields,
     _line_index,
@@ -16,7 +18,7 @@ from ragsafe.corpora.formats.common import (
     flat_labels,
     json_members,
     read_json,
-    read_jsonl,
+    read_jsonl_counted,
     renamer,
     to_question,
 )
@@ -109,13 +111,14 @@ def load_mcq(files: list[Path], name: str | None = None, *, fields: dict | McqFi
     problems: list[Problem] = []
     questions: list[Question] = []
     n = 0
+    unknown = UnknownKeys({f.id, f.question, f.options, f.answer, "question_id", "answer_idx", *RAGSAFE_ALL_KEYS})
     for path in files:
         file = str(path)
         items: list[tuple[str | None, int | None, Any, str | None]] = []  # (key, line, rec, set)
         if path.suffix == ".jsonl":
-            before = len(problems)
-            items = [(None, ln, rec, None) for ln, rec in read_jsonl(path, problems)]
-            n += len(problems) - before  # unparseable lines are refused records
+            records, unreadable = read_jsonl_counted(path, problems)
+            items = [(None, ln, rec, None) for ln, rec in records]
+            n += unreadable  # unparseable lines are refused records
         else:
             parsed = read_json(path, problems)
             if parsed is None:
@@ -129,6 +132,7 @@ def load_mcq(files: list[Path], name: str | None = None, *, fields: dict | McqFi
                 problems.append(Problem(file, line, str(key) if key is not None else None, None,
                                         f"record is {type(rec).__name__}, not an object with question/options/answer"))
                 continue
+            unknown.check(rec, file, line)
             own = rec.get(f.id, rec.get("question_id"))
             rid = str(own) if not _blank(own) else (str(key) if key is not None and not isinstance(key, int)
                                                     else f"{path.stem}-{idx:05d}")
@@ -140,6 +144,7 @@ def load_mcq(files: list[Path], name: str | None = None, *, fields: dict | McqFi
                 {"question": f.question, "options": f.options, "answer": f.answer, "id": f.id}))
             if q is not None:
                 questions.append(q)
+    problems.extend(unknown.problems())
     label = name or files[0].stem + (f"-{'+'.join(wanted)}" if wanted else "")
     return finish(label, questions, [str(p) for p in files], problems, n,
                   rename=renamer({"question": f.question, "options": f.options, "answer": f.answer, "id": f.id}))

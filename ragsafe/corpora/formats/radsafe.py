@@ -33,17 +33,26 @@ from typing import Any
 from ragsafe.corpora.errors import DataError
 from ragsafe.corpora.formats.base import Loader, loaders
 from ragsafe.corpora.formats.common import (
+    UnknownKeys,
     _blank,
     flat_labels,
     json_members,
     read_json,
-    read_jsonl,
+    read_jsonl_counted,
     renamer,
     to_question,
 )
 from ragsafe.corpora.schema import Benchmark, Problem, Question, finish
 
 LETTERS = "ABCDEFGHIJ"
+
+MAX_RADSAFE_OPTIONS = 5
+"""RadSaFE labels exist for five options (``option_1`` .. ``option_5``, A to E)."""
+
+
+def too_many_options(options: dict) -> str:
+    return (f"{len(options)} options {sorted(options)}; the RadSaFE format has labels for five (A-E): drop the "
+            "extra options, or write the question in the ragsafe format (up to ten)")
 
 # ragsafe field -> the unified file's field, so messages name what the user sees in the file
 UNIFIED_NAMES = {"id": "question_id", "question": "question_text", "answer": "correct_answer",
@@ -86,7 +95,10 @@ class _LabelIndex:
         self.exact: dict[str, tuple[int, dict]] = {}
         self.by_num: dict[int, list[str]] = {}
         self.used: set[str] = set()
+        self.unknown = UnknownKeys(("question_id", "options", "answer_idx", "subspecialty", "question_type"))
         for _, line, rec in records:
+            if isinstance(rec, dict):
+                self.unknown.check(rec, str(path), line)
             if not isinstance(rec, dict):
                 problems.append(Problem(str(path), line, None, None, "label record is not an object; give "
                                         "question_id, answer_idx and option_*_* flags"))
@@ -137,9 +149,8 @@ def load_radsafe(files: list[Path], name: str | None = None) -> Benchmark:
     unified = files[0]
     labels_path = files[1] if len(files) > 1 else None
     problems: list[Problem] = []
-    before = len(problems)
-    records = read_jsonl(unified, problems)
-    n = len(records) + (len(problems) - before)
+    records, unreadable = read_jsonl_counted(unified, problems)
+    n = len(records) + unreadable
     index = None
     if labels_path is not None:
         parsed = read_json(labels_path, problems)
@@ -151,8 +162,15 @@ def load_radsafe(files: list[Path], name: str | None = None) -> Benchmark:
                 index = _LabelIndex(labels_path, json_members(text), problems)
     questions: list[Question] = []
     any_flags = False
+    meta_keys = ("evidence_clean", "evidence_conflict", "deep_research_report", "subspecialty", "question_type")
+    unknown = UnknownKeys({"question_id", "question_text", "options", "correct_answer", "metadata", "answer_idx",
+                           *meta_keys})
+    unknown_meta = UnknownKeys(meta_keys, what="metadata key", flags=False)
     for line, rec in records:
         start = len(problems)
+        unknown.check(rec, str(unified), line)
+        if isinstance(rec.get("metadata"), dict):
+            unknown_meta.check(rec["metadata"], str(unified), line, prefix="metadata.")
         rid = None if _blank(rec.get("question_id")) else str(rec["question_id"]).strip()
 
         def bad(file: Path, ln: int | None, fld: str | None, msg: str, sev: str = "error") -> None:
@@ -165,6 +183,8 @@ def load_radsafe(files: list[Path], name: str | None = None) -> Benchmark:
             meta = {}
         options = rec.get("options")
         letters = _letters_of(options)
+        if isinstance(options, dict) and len(options) > MAX_RADSAFE_OPTIONS:
+            bad(unified, line, "options", too_many_options(options))
         out = {"id": rid, "question": rec.get("question_text"), "options": options,
                "answer": _letter(rec.get("correct_answer")) or rec.get("correct_answer"),
                "evidence_clean": _text(meta.get("evidence_clean", rec.get("evidence_clean"))),
@@ -203,7 +223,9 @@ def load_radsafe(files: list[Path], name: str | None = None) -> Benchmark:
         q = to_question(out, str(unified), line, problems, start=start, rename=renamer(UNIFIED_NAMES))
         if q is not None:
             questions.append(q)
+    problems.extend(unknown.problems() + unknown_meta.problems())
     if index is not None:
+        problems.extend(index.unknown.problems())
         for lid, lline in index.unused():
             problems.append(Problem(str(labels_path), lline, lid, "question_id", f"label record without a question "
                                     f"in {unified.name}; remove it or add the question"))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 from ragsafe.corpora.errors import DataError
 from ragsafe.corpora.formats.base import Loader, loaders
 from ragsafe.corpora.formats.common import _fields, flat_labels, renamer, to_question
-from ragsafe.corpora.formats.radsafe import LETTERS, _letter, _letters_of, _text
+from ragsafe.corpora.formats.radsafe import LETTERS, MAX_RADSAFE_OPTIONS, _letter, _letters_of, _text, too_many_options
+from ragsafe.corpora.reading import MAX_LINE_CHARS, read_text
 from ragsafe.corpora.schema import Benchmark, Problem, Question, finish
 
 
@@ -58,17 +60,28 @@ def load_radsafe_csv(files: list[Path], name: str | None = None, *,
     cols = columns if isinstance(columns, RadsafeColumns) else _fields(RadsafeColumns, columns or {}, path, "columns")
     file = str(path)
     problems: list[Problem] = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
+    text = read_text(path)
+    if not text.strip():
+        raise DataError(path, None, None, "file is empty; the first line must be the header, then one row per "
+                        "question")
+    csv.field_size_limit(MAX_LINE_CHARS)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
         header = next(reader, None)
-        rows: list[tuple[int, list[str]]] = []
         end = reader.line_num
         for row in reader:
             # a quoted cell may span lines: the record starts on the line after the previous one ended
             rows.append((end + 1, row))
             end = reader.line_num
-    if not header:
-        raise DataError(path, None, None, "empty file; the first line must be the header")
+    except csv.Error as e:
+        msg = str(e)
+        if "field larger" in msg:
+            msg = f"a cell is longer than {MAX_LINE_CHARS} characters (the bound of ragsafe's loaders)"
+        raise DataError(path, None, None, f"unreadable CSV ({msg}); check quoting (an unclosed \" swallows the "
+                        "rest of the file)", line=reader.line_num + 1) from None
+    if not header or not any(h.strip() for h in header):
+        raise DataError(path, None, None, "empty header line; the first line must name the columns")
     where = {h.strip().lower(): i for i, h in enumerate(header)}
 
     def col(name: str | None) -> int | None:
@@ -84,6 +97,8 @@ def load_radsafe_csv(files: list[Path], name: str | None = None, *,
         problems.append(Problem(file, 1, None, name_, f"column not in the header {header}; name the right one in a "
                                 f"manifest (columns: {{{fld}: 'Your header'}}) or rename it"))
     data_rows = [(ln, r) for ln, r in rows if any(c.strip() for c in r)]
+    if not data_rows:
+        problems.append(Problem(file, None, None, None, "no data rows below the header; add one row per question"))
     if missing:
         return finish(name or path.stem, [], [file], problems, len(data_rows))
     flag_cols = {}
@@ -93,6 +108,13 @@ def load_radsafe_csv(files: list[Path], name: str | None = None, *,
             if c is not None:
                 flag_cols[f"option_{i}_{flag}"] = (c, cols.flag.format(i=i, letter=letter, flag=flag))
     flag_header = {k: h for k, (_, h) in flag_cols.items()}
+    used = {col(getattr(cols, f.name)) for f in dataclasses.fields(cols) if f.name not in ("options", "flag")}
+    used |= {c for c, _ in flag_cols.values()}
+    used |= set(opt_cols.values()) if opt_mode == "letters" else {opt_cols[0]}
+    unknown = [h for i, h in enumerate(header) if i not in used and h.strip()]
+    if unknown:
+        problems.append(Problem(file, 1, None, None, f"unknown column(s) {unknown} are ignored; rename them to "
+                                "ragsafe's names or map them in a manifest (columns: {field: 'Header'})", "warning"))
     names = {"id": cols.id, "question": cols.question, "answer": cols.answer,
              "evidence_clean": cols.evidence_clean, "evidence_conflict": cols.evidence_conflict,
              "agentic_report": cols.agentic_report}
@@ -111,6 +133,8 @@ def load_radsafe_csv(files: list[Path], name: str | None = None, *,
         options = _row_options(opt_mode, opt_cols, row, rid, file, line, problems)
         reported = {"options", "answer"} if options is False else set()
         options = None if options is False else options
+        if isinstance(options, dict) and len(options) > MAX_RADSAFE_OPTIONS:
+            problems.append(Problem(file, line, rid, cols.options.replace("{letter}", "*"), too_many_options(options)))
         ans, check = cell(cols.answer), cell(cols.answer_check)
         ans, check = (_letter(ans) or ans or None), (_letter(check) or check or None)
         if ans and check and ans != check:

@@ -90,3 +90,48 @@ def test_assembled_model_checks_the_catalogued_checksum(tmp_path, monkeypatch):
     bad = dataclasses.replace(m, name="u", sha256="0" * 64)
     with pytest.raises(RuntimeError, match="corrupt"):
         bad.gguf_path()
+
+
+
+def _gguf_context_length(path) -> int | None:
+    """``*.context_length`` from a GGUF header (the few value types that precede it)."""
+    import struct
+
+    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+    with open(path, "rb") as f:
+        assert f.read(4) == b"GGUF"
+        f.read(4 + 8)  # version, tensor count
+        (n_kv,) = struct.unpack("<Q", f.read(8))
+
+        def skip(t: int) -> None:
+            if t in sizes:
+                f.read(sizes[t])
+            elif t == 8:
+                (n,) = struct.unpack("<Q", f.read(8))
+                f.read(n)
+            elif t == 9:
+                (et,) = struct.unpack("<I", f.read(4))
+                (n,) = struct.unpack("<Q", f.read(8))
+                for _ in range(n):
+                    skip(et)
+
+        for _ in range(n_kv):
+            (klen,) = struct.unpack("<Q", f.read(8))
+            key = f.read(klen).decode()
+            (t,) = struct.unpack("<I", f.read(4))
+            if key.endswith(".context_length") and t == 4:
+                return struct.unpack("<I", f.read(4))[0]
+            skip(t)
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(models.EMBEDDED))
+def test_trained_context_is_the_gguf_headers(name):
+    m = models.get(name)
+    parts = m.part_paths()
+    if parts is None:
+        pytest.skip(f"{name} not installed")
+    assert m.trained_ctx == _gguf_context_length(parts[0])
+    assert m.n_ctx == min(m.trained_ctx, models.N_CTX_CAP)
+    # the paper's k=10 chunks of 300 tokens plus the question fit with room to spare
+    assert m.n_ctx >= 10 * 300 * 2

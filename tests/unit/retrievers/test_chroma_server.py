@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -33,39 +34,50 @@ def chroma_binary() -> str | None:
     return str(exe) if exe.exists() else shutil.which("chroma")
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
+def start_chroma(tmp_path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A `chroma run` server on loopback over ``tmp_path/db``, answering its heartbeat."""
     exe = chroma_binary()
     if exe is None:
         pytest.skip("the `chroma` CLI (from the chromadb package) is not installed")
-    port = free_port()
-    log = open(tmp_path / "chroma.log", "wb")
+    port = port or free_port()
+    log = open(tmp_path / "chroma.log", "ab")
     proc = subprocess.Popen([exe, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(tmp_path / "db")],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {proc.returncode}: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer its heartbeat within 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"chroma run exited with {proc.returncode}: {(tmp_path / 'chroma.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_chroma(proc)
+            pytest.fail("chroma run did not answer its heartbeat within 60 s")
+        time.sleep(0.2)
+
+
+def stop_chroma(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-        log.close()
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    proc, url = start_chroma(tmp_path)
+    try:
+        yield url
+    finally:
+        stop_chroma(proc)
 
 
 def test_standard_rag_through_a_chroma_server(tmp_path, chroma_server):
@@ -93,3 +105,52 @@ def test_standard_rag_through_a_chroma_server(tmp_path, chroma_server):
     client = chromadb.HttpClient(host=host.split("//")[1], port=int(port))
     assert client.get_collection(index["collection"]).count() == index["chunks"] > 0
     assert index["ingest"]["embedded"] == index["chunks"]
+
+
+def test_a_chroma_server_lost_mid_run_gives_error_samples_never_a_crash(tmp_path, monkeypatch):
+    """The Chroma server is SIGKILLed after the 3rd question: its queries are retried, then recorded
+    as error samples; the run finishes, and --retry-errors with the server back completes it."""
+    import signal
+
+    from ragsafe.retrievers.chroma import ChromaRetriever
+
+    monkeypatch.setattr(ChromaRetriever, "__init__", _fast_retries(ChromaRetriever.__init__))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, text in DOCS.items():
+        (corpus / name).write_text(text)
+    proc, url = start_chroma(tmp_path)
+    lines: list[str] = []
+
+    def progress(msg: str) -> None:
+        lines.append(msg)
+        if msg.startswith("[3/"):
+            proc.send_signal(signal.SIGKILL)
+
+    try:
+        with FaultServer() as llm:
+            cfg = RunConfig(graphs=["standard_rag[k=2]"], limit=8, corpus=str(corpus), chroma_url=url,
+                            out=str(tmp_path / "runs"), cache="off",
+                            endpoint=EndpointConfig(base_url=llm.base_url, model="fake"))
+            d = run(cfg, progress=progress)
+            recs = RunStore(d).samples()
+            assert len(recs) == 8
+            ok = [r for r in recs if r["error"] is None]
+            bad = [r for r in recs if r["error"]]
+            assert len(ok) >= 3 and bad, lines
+            assert all("Chroma" in r["error"]["message"] and "--chroma-url" in r["error"]["message"] for r in bad)
+            proc.wait(10)
+            proc, _ = start_chroma(tmp_path, port=int(url.rsplit(":", 1)[1]))
+            run(dataclasses.replace(cfg, retry_errors=True), progress=lambda m: None)
+        recs = RunStore(d).samples()
+        assert len(recs) == 8 and all(r["error"] is None for r in recs)  # 0 samples lost
+    finally:
+        stop_chroma(proc)
+
+
+def _fast_retries(init):
+    def wrapped(self, *a, **kw):
+        kw.setdefault("backoff", 0.05)
+        kw.setdefault("retries", 2)
+        init(self, *a, **kw)
+    return wrapped
