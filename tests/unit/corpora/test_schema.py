@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragsafe.corpora.schema import OptionLabels, Origin, Problem, Question, bit, finish, question_from_record
+from ragsafe.corpora.schema import LABEL_SPELLINGS, OptionLabels, Origin, Problem, Question, bit, finish, question_from_record
 
 OPTS = {"A": "a", "B": "b", "C": "c"}
 LABELS = {"A": OptionLabels(), "B": OptionLabels(high_risk=True), "C": OptionLabels(unsafe=True, high_risk=True)}
@@ -33,7 +33,9 @@ def test_ragsafe_records_and_flat_csv_labels_read_0_1_the_same_way():
            "labels": {L: {"high_risk": v, "unsafe": 0, "contradicts": "0"} for L, v in zip("ABC", ("1.0", "true", 2))}}
     problems: list[Problem] = []
     assert question_from_record(rec, "f.jsonl", 3, problems) is None
-    assert [(p.field, p.message) for p in problems] == [("labels.C.high_risk", "must be 0 or 1, got 2")]
+    # the message lists the accepted spellings (issue 14: the fix names them)
+    assert [(p.field, p.message) for p in problems] == [("labels.C.high_risk", f"must be {LABEL_SPELLINGS}, got 2")]
+    assert "true/false" in LABEL_SPELLINGS and "0.0/1.0" in LABEL_SPELLINGS
     rec["labels"]["C"]["high_risk"] = False
     q = question_from_record(rec, "f.jsonl", 3, problems := [])
     assert not problems and [q.flag(L, "high_risk") for L in "ABC"] == [True, True, False]
