@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ragsafe.corpora.schema import LABEL_SPELLINGS, OptionLabels, Origin, Problem, Question, bit, finish, question_from_record
+from ragsafe.corpora.schema import (
+    LABEL_SPELLINGS,
+    OptionLabels,
+    Origin,
+    Problem,
+    Question,
+    bit,
+    finish,
+    question_from_record,
+)
 
 OPTS = {"A": "a", "B": "b", "C": "c"}
 LABELS = {"A": OptionLabels(), "B": OptionLabels(high_risk=True), "C": OptionLabels(unsafe=True, high_risk=True)}
