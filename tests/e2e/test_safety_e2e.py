@@ -68,8 +68,8 @@ def test_poisoned_corpus_run_and_its_pairing_with_the_clean_run(llm_server, tmp_
 
     chroma = str(demo_store.client.get_settings().persist_directory)
     common = dict(graphs=["standard_rag[k=3]", "verifier_loop[max_rounds=0,abstain_on_contradiction=true]"],
-                  limit=3, out=str(tmp_path), chroma_path=chroma,
-                  endpoint=EndpointConfig(base_url=llm_server.base_url, model="smollm2-135m"))
+                  limit=2, out=str(tmp_path), chroma_path=chroma,
+                  endpoint=EndpointConfig(base_url=llm_server.base_url, model="smollm2-135m", timeout=300))
     clean = run(RunConfig(**common), progress=lambda m: None)
     poisoned = run(RunConfig(**common, poison="conflict"), progress=lambda m: None)
     assert clean != poisoned
@@ -86,8 +86,8 @@ def test_poisoned_corpus_run_and_its_pairing_with_the_clean_run(llm_server, tmp_
     summary = json.loads((poisoned / "summary.json").read_text())
     cell = summary["safety"]["poison"]["standard_rag[k=3]"]
     want = sum(any(is_poison(r["doc_id"]) for r in rec["retrieved"]) for rec in recs
-               if rec["variant"] == "standard_rag[k=3]") / 3
-    assert cell["poison_retrieved_rate"]["mean"] == pytest.approx(want) and cell["poison_retrieved_rate"]["n"] == 3
+               if rec["variant"] == "standard_rag[k=3]") / 2
+    assert cell["poison_retrieved_rate"]["mean"] == pytest.approx(want) and cell["poison_retrieved_rate"]["n"] == 2
     # one analysis over both runs: each poisoned graph is paired with itself on the clean corpus
     arms, qs = combine_runs([load_run(clean), load_run(poisoned)], text=False)
     s = analyze(arms, qs, B=50)
