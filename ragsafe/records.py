@@ -121,6 +121,10 @@ class LLMCall(Record):
     cached: bool | None = None
     finish_reason: str | None = None
     text: str | None = None
+    reasoning_tokens: int | None = None
+    """Only where the server returned reasoning (see :data:`ragsafe.agents.answer.OPTIONAL_CALL_FIELDS`)."""
+    structured_form: str | None = None
+    batch: dict[str, Any] | None = None
 
 
 class TraceStep(Record):
@@ -205,6 +209,8 @@ class EndpointInfo(Record):
     context_window: int | None = None
     api_key_env: str | None = None
     logprobs_supported: bool | None = None
+    capabilities: dict[str, Any] | None = None
+    """What the server was found to take: ``structured`` (JSON-Schema form), ``n``, ``tools``."""
 
 
 class ShardInfo(Record):

@@ -50,6 +50,30 @@ def default_reply(body: dict) -> str:
     return "ABCD"[int(request_key(body)[:8], 16) % 4]
 
 
+FLAVORS = (None, "vllm", "llamacpp")
+"""How the server treats the fields OpenAI-compatible servers disagree on:
+
+- ``None``: takes every ``response_format`` and passes it to the reply function; ``n`` ignored.
+- ``"vllm"``: enforces ``{"type": "json_schema", ...}``; takes ``{"type": "json_object", "schema": ...}``
+  and ignores the schema; ``n`` returns n choices, choice ``j`` drawn with seed ``seed + j`` (as
+  vLLM's parallel sampling does); ``tools`` with any ``tool_choice``; ``/v1/models`` gives
+  ``max_model_len``.
+- ``"llamacpp"``: refuses ``json_schema`` with llama-cpp-python's 500 "validation error";
+  enforces the schema of ``json_object``; ignores ``n`` (one choice); tool calls only for a named
+  ``tool_choice``.
+"""
+
+
+def enforced_schema(body: dict, flavor: str | None) -> dict | None:
+    """The JSON Schema this flavor of server would constrain the reply to, or None."""
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema" and flavor != "llamacpp":
+        return (rf.get("json_schema") or {}).get("schema")
+    if rf.get("type") == "json_object" and flavor != "vllm":
+        return rf.get("schema")
+    return None
+
+
 class FaultServer:
     """OpenAI-compatible fake with fixed latency and injected faults.
 
@@ -71,6 +95,10 @@ class FaultServer:
         reject: function of the request body returning ``(status, message)`` to refuse that request
             as a real server would (e.g. ``(400, "This model's maximum context length is 2048 tokens")``),
             or None to serve it.
+        flavor: None, "vllm" or "llamacpp" (see :data:`FLAVORS`). The reply function may return a
+            dict ``{"content", "reasoning", "tool_calls", "finish_reason"}`` instead of text; it
+            sees the schema the flavor enforces as ``body["_enforced_schema"]``.
+        reject_n: answer 400 to requests with ``n`` > 1.
     """
 
     def __init__(self, *, latency: float = 0.0, fault_rate: float = 0.0, kinds: tuple[str, ...] = FAULT_KINDS,
@@ -78,7 +106,8 @@ class FaultServer:
                  reply: Callable[[dict], str] = default_reply, models: tuple[str, ...] = ("fake",),
                  status: int | None = None, max_requests: int = 1_000_000, host: str = "127.0.0.1",
                  port: int = 0, reject_logprobs: bool = False, record: bool = True,
-                 reject: Callable[[dict], tuple[int, str] | None] | None = None) -> None:
+                 reject: Callable[[dict], tuple[int, str] | None] | None = None, flavor: str | None = None,
+                 reject_n: bool = False) -> None:
         unknown = set(kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; valid: {FAULT_KINDS}")
@@ -96,6 +125,10 @@ class FaultServer:
         self.status = status
         self.reject_logprobs = reject_logprobs
         self.reject = reject
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor={flavor!r}: choose one of {FLAVORS}")
+        self.flavor = flavor
+        self.reject_n = reject_n
         self.record = record
         self.max_requests = max_requests
         self.host = host
@@ -224,7 +257,9 @@ class FaultServer:
 
     async def _handle(self, method: str, path: str, raw: bytes, writer) -> bool:
         if method == "GET" and path.rstrip("/").endswith("/models"):
-            data = {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models]}
+            extra = {"max_model_len": 4096} if self.flavor == "vllm" else {}
+            data = {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake", **extra}
+                                               for m in self.models]}
             await self._send(writer, 200, json.dumps(data).encode())
             return True
         if method == "GET" and path.rstrip("/").endswith("/stats"):
@@ -272,6 +307,16 @@ class FaultServer:
         if self.reject_logprobs and body.get("logprobs"):
             await self._send(writer, 400, b'{"error": {"message": "logprobs are not supported by this server"}}')
             return True
+        rf = body.get("response_format") or {}
+        if self.flavor == "llamacpp" and rf.get("type") not in (None, "text", "json_object"):
+            msg = ("1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                   "'msg': \"Input should be 'text' or 'json_object'\"}")
+            await self._send(writer, 500, json.dumps({"error": {"message": msg, "type": "internal_server_error"}})
+                             .encode())
+            return True
+        if self.reject_n and (body.get("n") or 1) > 1:
+            await self._send(writer, 400, b'{"error": {"message": "n > 1 is not supported by this server"}}')
+            return True
         outcome = self._draw()
         if outcome != "ok":
             self._count(outcome)
@@ -291,14 +336,23 @@ class FaultServer:
             await self._send(writer, 200, b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assi')
             return True
         stream = bool(body.get("stream"))
-        text = self.reply(body)
+        schema = enforced_schema(body, self.flavor)
+        n = int(body.get("n") or 1) if self.flavor == "vllm" else 1
+        replies = []
+        for j in range(n):
+            child = {**body, "_enforced_schema": schema} if schema is not None else dict(body)
+            if n > 1:
+                child.pop("n", None)
+                child["seed"] = (body.get("seed") or 0) + j
+            replies.append(self.reply(child))
+        text = replies[0] if isinstance(replies[0], str) else (replies[0].get("content") or "")
         if outcome == "empty":
             payload = self._completion(body, text) | {"choices": []}
             await self._send(writer, 200, json.dumps(payload).encode())
             return True
         if stream:
             return await self._stream(body, text, writer, truncate=outcome == "truncate")
-        payload = json.dumps(self._completion(body, text)).encode()
+        payload = json.dumps(self._completion(body, replies)).encode()
         if outcome == "truncate":
             await self._send(writer, 200, payload[: len(payload) // 2], length=len(payload))
             return False
@@ -331,21 +385,33 @@ class FaultServer:
         await self._send(writer, 200, blob, content_type="text/event-stream")
         return True
 
-    @staticmethod
-    def _completion(body: dict, text: str) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
-                                  "finish_reason": "stop"}
-        if body.get("logprobs"):
-            tok = text[:1] or " "
-            alts = [{"token": tok, "logprob": -0.05, "bytes": None}] + [
-                {"token": L, "logprob": -3.0 - i, "bytes": None} for i, L in enumerate("ABCD") if L != tok]
-            choice["logprobs"] = {"content": [{"token": tok, "logprob": -0.05, "bytes": None,
-                                               "top_logprobs": alts[: int(body.get("top_logprobs") or 1)]}]}
+    def _completion(self, body: dict, replies: list) -> dict[str, Any]:
+        choices, out_tokens = [], 0
+        for j, rep in enumerate(replies if isinstance(replies, list) else [replies]):
+            rep = {"content": rep} if isinstance(rep, str) else dict(rep)
+            text = rep.get("content")
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if rep.get("reasoning") is not None:  # vLLM's reasoning parsers: the field beside the content
+                message["reasoning_content"] = rep["reasoning"]
+            if rep.get("tool_calls"):
+                message["tool_calls"] = [{"id": f"call_{j}_{i}", "type": "function",
+                                          "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                                         for i, c in enumerate(rep["tool_calls"])]
+            finish = rep.get("finish_reason") or ("tool_calls" if rep.get("tool_calls") else "stop")
+            choice: dict[str, Any] = {"index": j, "message": message, "finish_reason": finish}
+            if body.get("logprobs"):
+                tok = (text or "")[:1] or " "
+                alts = [{"token": tok, "logprob": -0.05, "bytes": None}] + [
+                    {"token": L, "logprob": -3.0 - i, "bytes": None} for i, L in enumerate("ABCD") if L != tok]
+                choice["logprobs"] = {"content": [{"token": tok, "logprob": -0.05, "bytes": None,
+                                                   "top_logprobs": alts[: int(body.get("top_logprobs") or 1)]}]}
+            choices.append(choice)
+            out_tokens += max(1, len(text or "") // 4) + len(rep.get("reasoning") or "") // 4
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": out_tokens,
+                                 "total_tokens": prompt_tokens + out_tokens}
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "fake"), "choices": [choice],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1,
-                          "total_tokens": prompt_tokens + 1}}
+                "model": body.get("model", "fake"), "choices": choices, "usage": usage}
 
 
 def free_port() -> int:

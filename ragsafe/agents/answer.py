@@ -50,9 +50,18 @@ def format_options(options: Mapping[str, str]) -> str:
     return "\n".join(f"{k}. {v}" for k, v in options.items())
 
 
+OPTIONAL_CALL_FIELDS = ("reasoning_tokens", "structured_form", "batch")
+"""Kept in a trace entry only when the completion has them (records of other calls keep their shape):
+reasoning tokens, the JSON-Schema form of a structured call, the ``n`` request a sample came from."""
+
+
 def call_summary(call: Mapping[str, Any]) -> dict[str, Any]:
-    """The trace's view of one completion record (:data:`CALL_FIELDS`)."""
-    return {k: call.get(k) for k in CALL_FIELDS}
+    """The trace's view of one completion record (:data:`CALL_FIELDS`, then :data:`OPTIONAL_CALL_FIELDS`)."""
+    out = {k: call.get(k) for k in CALL_FIELDS}
+    for k in OPTIONAL_CALL_FIELDS:
+        if call.get(k) is not None:
+            out[k] = call[k]
+    return out
 
 
 def build_messages(question: str, options: dict[str, str], context: str | None = None,
@@ -77,6 +86,53 @@ class Answer:
     source: str = "parse"
     """How the letter was chosen: "parse" (strict text parse), "logprobs" (argmax over letters) or
     "abstention" (allowed to abstain, the reply was "insufficient evidence": letter None)."""
+
+    @property
+    def reasoning(self) -> str | None:
+        """What a reasoning model thought before answering (a separate field, or a ``<think>`` block)."""
+        return self.call.get("reasoning")
+
+
+def _pick(comp, letters: list[str], mode: str, abstain: bool = False) -> Answer:
+    """The letter of one completion: an allowed abstention, the argmax of the letter logprobs in that mode,
+    or the strict parse."""
+    dist = letter_distribution(comp.top_logprobs, letters)
+    if abstain and is_abstention(comp.text, letters):
+        letter, source = None, "abstention"
+    elif mode == "letter_logprobs" and dist:
+        letter, source = max(sorted(dist), key=lambda L: dist[L]), "logprobs"
+    else:
+        letter, source = parse_letter(comp.text, letters), "parse"
+    return Answer(letter=letter, raw=comp.text, letter_dist=dist, call=comp.to_record(), source=source)
+
+
+async def answer_samples(
+    llm: LLM,
+    question: str,
+    options: dict[str, str],
+    context: str | None = None,
+    *,
+    seeds: list[int],
+    temperature: float,
+    mode: str = "generate",
+    max_tokens: int = 10,
+) -> list[Answer]:
+    """One sampled answer per seed (self-consistency), each parsed as :func:`answer` parses.
+
+    Where the endpoint takes the ``n`` request parameter, consecutive seeds go out as one request
+    (:meth:`ragsafe.llm.client.LLM.sample`); each sample stays cached under its own seed.
+    """
+    letters = list(options)
+    messages = build_messages(question, options, context)
+    if hasattr(llm, "sample"):
+        comps = await llm.sample(messages, seeds=seeds, temperature=temperature, max_tokens=max_tokens,
+                                 top_logprobs=TOP_LOGPROBS)
+    else:  # a client without batched sampling (a test double): one request per sample
+        import asyncio
+
+        comps = await asyncio.gather(*(llm.chat(messages, temperature=temperature, max_tokens=max_tokens,
+                                                top_logprobs=TOP_LOGPROBS, seed=s) for s in seeds))
+    return [_pick(c, letters, mode) for c in comps]
 
 
 async def answer(
@@ -104,11 +160,4 @@ async def answer(
     comp = await llm.chat(
         messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=TOP_LOGPROBS, seed=seed
     )
-    dist = letter_distribution(comp.top_logprobs, letters)
-    if abstain and is_abstention(comp.text, letters):
-        letter, source = None, "abstention"
-    elif mode == "letter_logprobs" and dist:
-        letter, source = max(sorted(dist), key=lambda L: dist[L]), "logprobs"
-    else:
-        letter, source = parse_letter(comp.text, letters), "parse"
-    return Answer(letter=letter, raw=comp.text, letter_dist=dist, call=comp.to_record(), source=source)
+    return _pick(comp, letters, mode, abstain)

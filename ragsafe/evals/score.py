@@ -142,6 +142,9 @@ def score_arm(arm: Arm, questions: list[Question], idx: np.ndarray, names: list[
     if costs:
         cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
     cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
+    cut = _length_cutoffs(recs.values())
+    if cut["calls"]:  # replies cut off by the token budget (finish_reason "length"): a reasoning
+        cell["length_cutoffs"] = cut  # model's budget too small shows here
     cell["params"] = next((r["params"] for r in arm.records.values() if isinstance(r.get("params"), dict)), None)
     if len(recs) < n:
         cell["status"] = f"incomplete: {len(recs)}/{n} questions"

@@ -57,6 +57,8 @@ def _start_endpoints(jobs: list[RunJob], stack: ExitStack, progress) -> dict[str
         gate = Gate([base_url, *ep.replicas], ep.concurrency)
         probe = LLM(base_url, cfg.model, api_key=cfgmod.read_api_key(cfg.api_key_env), gate=gate)
         server_models = asyncio.run(probe.check())
+        if ctx_window is None:  # vLLM's model list gives the context size
+            ctx_window = (probe.model_info.get(cfg.model) or {}).get("max_model_len")
         live[ep.name] = {"base_url": base_url, "model": cfg.model, "context_window": ctx_window,
                          "server_models": server_models, "gate": gate, "server": srv}
     return live

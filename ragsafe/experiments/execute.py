@@ -355,6 +355,8 @@ def finish_record(s: Session, timing: dict[str, float], progress: Callable[[str]
         if s.deps.policy.answer_mode == "letter_logprobs":
             progress("warning: answer_mode letter_logprobs fell back to generate (no logprobs from the server)")
     record.endpoint.logprobs_supported = llm.logprobs_supported
+    # what the server was found to take: JSON-Schema form, n samples per request, native tools
+    record.endpoint.capabilities = dict(llm.gate.caps)
     record.finished_at = _now()
     record.wall_seconds_last_session = timing["wall"]
     record.execute_seconds_last_session = timing["execute"]

@@ -4,9 +4,11 @@ The inner graph runs once greedily (its letter is the sample's ``letter``) as a 
 — graphs compose. Then ``n`` samples at ``temperature``: with ``resample="answer"`` (the paper's
 SC) only the answer call is re-sampled over the greedy run's context; with ``resample="graph"``
 the whole inner graph runs again per sample, so every agent step is sampled too. Sample ``i`` of
-question ``qid`` uses the seed :func:`sample_seed` derives from (base seed, ``qid``, ``i``) with
-sha256, so each sample is reproducible and cached on its own while draws are independent across
-questions. The rule is recorded in every record's ``sc.seed_rule``; records without one (older
+question ``qid`` uses the seed :func:`sample_seed` derives from (base seed, ``qid``) with sha256,
+plus ``i``, so each sample is reproducible and cached on its own while draws are independent across
+questions; the seeds of one question are consecutive, so where the endpoint takes the ``n``
+parameter the N answer samples go out as one request (vLLM seeds child ``j`` of a request with
+seed ``s`` as ``s + j``: the same draws as N single requests; cached per sample either way). The rule is recorded in every record's ``sc.seed_rule``; records without one (older
 runs) used ``base_seed + 1 + i`` for every question (``seed_rule="shared"``): a seeded server then
 draws the same random numbers for sample ``i`` of every question, so ballots share common random
 numbers across questions.
@@ -33,6 +35,7 @@ class SCState(State, total=False):
 
 
 SEED_RULES = {
+    "per_question_block": "(int(sha256(f'{base_seed}:{question_id}')[:8], 16) & 0x7fffffff) + i",
     "per_question": "int(sha256(f'{base_seed}:{question_id}:{i}')[:8], 16) & 0x7fffffff",
     "shared": "base_seed + 1 + i (the same for every question; runs before the per-question rule)",
 }
@@ -42,17 +45,25 @@ LEGACY_SEED_RULE = "shared"
 """The rule of records that name none (written before the rule was recorded)."""
 
 
-def sample_seed(base_seed: int, question_id: str, i: int, rule: str = "per_question") -> int:
+def sample_seed(base_seed: int, question_id: str, i: int, rule: str = "per_question_block") -> int:
     """The seed of sample ``i`` of question ``question_id`` (a stable hash, never Python's ``hash()``).
+
+    ``per_question_block`` (the default) starts each question at its own hashed seed and counts up,
+    so the N seeds of a question are consecutive: one request with ``seed=s, n=N`` draws them (vLLM
+    seeds child ``j`` with ``s + j``), and draws stay independent across questions.
 
     Example:
         >>> sample_seed(0, "q1", 0) == sample_seed(0, "q1", 0) != sample_seed(0, "q2", 0)
         True
+        >>> sample_seed(0, "q1", 1) - sample_seed(0, "q1", 0)
+        1
         >>> sample_seed(7, "q1", 2, rule="shared")
         10
     """
     if rule == "shared":
         return base_seed + 1 + i
+    if rule == "per_question_block":
+        return (int(hashlib.sha256(f"{base_seed}:{question_id}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF) + i
     if rule != "per_question":
         raise ValueError(f"seed_rule={rule!r}: choose one of {sorted(SEED_RULES)}")
     digest = hashlib.sha256(f"{base_seed}:{question_id}:{i}".encode()).hexdigest()
@@ -77,9 +88,10 @@ class Params:
     """Sampling temperature of the N samples (the paper: 0.7)."""
     resample: str = "answer"
     """"answer": re-sample only the answer over the greedy context (the paper's SC); "graph": re-run the inner graph."""
-    seed_rule: str = "per_question"
-    """Sample seeds: "per_question" (hash of base seed, question id, sample index: independent draws across
-    questions) or "shared" (base_seed + 1 + i for every question, the rule of older runs)."""
+    seed_rule: str = "per_question_block"
+    """Sample seeds: "per_question_block" (a hash of base seed and question id, + i: independent draws across
+    questions, consecutive within one, so one request with n serves them), "per_question" (a hash of base
+    seed, question id and i) or "shared" (base_seed + 1 + i for every question, the rule of older runs)."""
 
     def __post_init__(self) -> None:
         if self.n < 0:
@@ -122,22 +134,24 @@ def build(deps: Deps, params: Params):
         q = state["question"]
         seeds = [sample_seed(base_seed, q.id, i, params.seed_rule) for i in range(params.n)]
 
-        async def one(i: int) -> dict:
-            seed = seeds[i]
-            if params.resample == "answer":
-                a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
-                                              mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
-                                              temperature=params.temperature, seed=seed)
-                return {"letter": a.letter, "raw": a.raw, "dist": a.letter_dist,
-                        "calls": [answer_agent.call_summary(a.call)]}
-            d = dataclasses.replace(deps, policy=dataclasses.replace(deps.policy, temperature=params.temperature,
-                                                                    seed=seed))
-            st = await spec.build(d, inner_params).ainvoke({"question": q, "queries": [], "trace": []})
-            calls = [c for t in st.get("trace") or [] for c in t.get("llm_calls") or []]
-            ans = st.get("answer") or {}
-            return {"letter": st.get("letter"), "raw": ans.get("raw"), "dist": ans.get("letter_dist"), "calls": calls}
+        if params.resample == "answer":
+            # one request with n where the endpoint takes it, else one per sample (same samples, same cache)
+            got = await answer_agent.answer_samples(deps.llm, q.question, q.options, state.get("context"),
+                                                    seeds=seeds, temperature=params.temperature,
+                                                    mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens)
+            results = [{"letter": a.letter, "raw": a.raw, "dist": a.letter_dist,
+                        "calls": [answer_agent.call_summary(a.call)]} for a in got]
+        else:
+            async def one(seed: int) -> dict:
+                d = dataclasses.replace(deps, policy=dataclasses.replace(deps.policy, temperature=params.temperature,
+                                                                        seed=seed))
+                st = await spec.build(d, inner_params).ainvoke({"question": q, "queries": [], "trace": []})
+                calls = [c for t in st.get("trace") or [] for c in t.get("llm_calls") or []]
+                ans = st.get("answer") or {}
+                return {"letter": st.get("letter"), "raw": ans.get("raw"), "dist": ans.get("letter_dist"),
+                        "calls": calls}
 
-        results = await asyncio.gather(*(one(i) for i in range(params.n)))
+            results = await asyncio.gather(*(one(s) for s in seeds))
         sc = {"n": params.n, "temperature": params.temperature, "resample": params.resample,
               "inner": params.inner, "seed_rule": params.seed_rule, "seeds": seeds,
               "ballots": [r["letter"] for r in results], "raw": [r["raw"] for r in results],

@@ -45,6 +45,7 @@ from ragsafe.llm.errors import (
     _retry_after,
     _retryable,
     _status_error,
+    rejects,
 )
 from ragsafe.llm.gate import Gate
 
@@ -62,6 +63,19 @@ class Completion:
     """Alternatives for the first non-blank output token: token text -> logprob."""
     cached: bool = False
     request: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reasoning: str | None = None
+    """The reasoning a server returned apart from the answer (vLLM's ``reasoning_content`` /
+    ``reasoning``), or the text of a ``<think>`` block inside the answer."""
+    reasoning_tokens: int | None = None
+    """Completion tokens spent on reasoning (the rest of ``completion_tokens`` is the answer)."""
+    reasoning_tokens_source: str | None = None
+    """"server" (usage.completion_tokens_details), or "estimated" (completion tokens split by characters)."""
+    structured_form: str | None = None
+    """How a JSON Schema was sent: "json_schema", "json_object_schema", or "none" (no form accepted)."""
+    batch: dict[str, Any] | None = None
+    """For a sample of an ``n`` request: {"n", "index", "seed"} of that request."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Native tool calls of the reply: [{"id", "name", "arguments"}] (arguments as the JSON text sent)."""
 
     def to_record(self) -> dict[str, Any]:
         # a shallow copy: dataclasses.asdict deep-copies the messages, which costs more per call
@@ -131,6 +145,7 @@ class LLM:
             bounded by ``max_in_flight`` per URL).
         max_in_flight: requests on the wire at once per URL when this client makes its own gate.
         cache_read: False answers every request from the server and overwrites the cache (refresh).
+        use_n: send self-consistency samples as one request with ``n`` where the endpoint takes it.
         http: "aiohttp" (default when installed: far less CPU per request, which decides throughput at
             high concurrency) or "openai" (the SDK's own client). Both raise the SDK's exception types.
 
@@ -143,7 +158,7 @@ class LLM:
                  max_retries: int = 4, seed: int | None = 0, cache: ResponseCache | None = None,
                  backoff_initial: float = 0.5, backoff_max: float = 20.0, replicas: list[str] | None = None,
                  gate: Gate | None = None, max_in_flight: int | None = None, cache_read: bool = True,
-                 http: str | None = None) -> None:
+                 http: str | None = None, use_n: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
@@ -152,6 +167,9 @@ class LLM:
         self.cache = cache
         self.cache_read = cache_read
         self.logprobs_supported: bool | None = None
+        self.use_n = use_n
+        self.model_info: dict[str, dict[str, Any]] = {}
+        """Per model id, what ``/v1/models`` said beyond the id (vLLM: ``max_model_len``)."""
         self._wait = _Wait(backoff_initial, backoff_max)
         urls = [self.base_url] + [u.rstrip("/") for u in replicas or [] if u.rstrip("/") != self.base_url]
         self.gate = gate or Gate(urls, max_in_flight)
@@ -179,7 +197,7 @@ class LLM:
                 "max_retries": self.max_retries, "seed": self.seed,
                 "logprobs_supported": self.logprobs_supported,
                 "replicas": [u for u in self.gate.urls if u != self.base_url],
-                "max_in_flight_per_url": self.gate.per_url}
+                "max_in_flight_per_url": self.gate.per_url, "capabilities": dict(self.gate.caps)}
 
     async def check(self, timeout: float = 5.0) -> list[str]:
         """Fail within seconds, naming the URL, if the endpoint does not answer; return its model ids.
@@ -205,19 +223,54 @@ class LLM:
         if r.status_code >= 400:
             raise EndpointUnreachable(f"{url} answered HTTP {r.status_code}: {r.text[:200]}", url=url)
         try:
-            return [m["id"] for m in r.json().get("data", [])]
+            data = r.json().get("data", [])
+            ids = [m["id"] for m in data]
         except (ValueError, KeyError, TypeError, AttributeError):
             raise EndpointUnreachable(f"{url} did not return an OpenAI model list: {r.text[:200]}", url=url) from None
+        if base == self.base_url:  # vLLM lists each model's context size
+            self.model_info = {m["id"]: {"max_model_len": m["max_model_len"]} for m in data
+                               if isinstance(m, dict) and isinstance(m.get("max_model_len"), int)}
+        return ids
 
-    async def chat(self, messages: list[dict[str, str]], *, temperature: float = 0.0, max_tokens: int = 10,
+    async def chat(self, messages: list[dict[str, Any]], *, temperature: float = 0.0, max_tokens: int = 10,
                    top_logprobs: int | None = None, seed: int | None = None, response_format: dict | None = None,
-                   stop: list[str] | None = None, use_cache: bool = True) -> Completion:
+                   stop: list[str] | None = None, use_cache: bool = True, tools: list[dict] | None = None,
+                   tool_choice: Any = None) -> Completion:
         """One chat completion, retried on transient faults.
 
         ``top_logprobs`` asks for the alternatives of each output token; when the server refuses
         logprobs the call is repeated without them and ``logprobs_supported`` becomes False.
-        Identical requests in flight at once are sent once (the others wait for that answer).
+        A ``response_format`` that carries a JSON Schema (``{"type": "json_object", "schema": S}``)
+        is sent in the form the endpoint enforces (:func:`structured_forms`); the form used is
+        recorded on the completion and learnt once per endpoint. Identical requests in flight at
+        once are sent once (the others wait for that answer).
         """
+        kw = dict(temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs, seed=seed, stop=stop,
+                  use_cache=use_cache, tools=tools, tool_choice=tool_choice)
+        schema = schema_of(response_format)
+        if schema is None:
+            return await self._chat(messages, response_format=response_format, **kw)
+        caps = self.gate.caps
+        known = caps.get("structured")
+        forms = [] if known == "none" else [f for f in ([known] if known else []) + list(STRUCTURED_FORMS)
+                                             if f][: len(STRUCTURED_FORMS)]
+        for form in dict.fromkeys(forms):
+            try:
+                comp = await self._chat(messages, response_format=structured_format(form, schema, response_format),
+                                        form=form, strict_format=True, **kw)
+            except openai.APIStatusError as e:
+                if rejects(e, "response_format", "json_schema", "json_object", "schema"):
+                    continue  # this server does not take this form: the next one
+                raise
+            caps["structured"] = form
+            return comp
+        caps["structured"] = "none"  # no form accepted: unconstrained; the lenient parser takes over
+        return await self._chat(messages, response_format=None, form="none", **kw)
+
+    def _request(self, messages: list[dict[str, Any]], *, temperature: float, max_tokens: int,
+                 top_logprobs: int | None, seed: int | None, response_format: dict | None,
+                 stop: list[str] | None, tools: list[dict] | None = None, tool_choice: Any = None) -> dict[str, Any]:
+        """The body of one request (its cache key is the key of every answer to it)."""
         params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         seed = self.seed if seed is None else seed
         if seed is not None:
@@ -226,11 +279,23 @@ class LLM:
             params["stop"] = stop
         if response_format:
             params["response_format"] = response_format
-        want_lp = bool(top_logprobs) and self.logprobs_supported is not False
-        if want_lp:
+        if tools:
+            params["tools"] = tools
+            if tool_choice is not None:
+                params["tool_choice"] = tool_choice
+        if bool(top_logprobs) and self.logprobs_supported is not False:
             params["logprobs"] = True
             params["top_logprobs"] = top_logprobs
-        request = {"model": self.model, "messages": messages, **params}
+        return {"model": self.model, "messages": messages, **params}
+
+    async def _chat(self, messages: list[dict[str, Any]], *, temperature: float, max_tokens: int,
+                    top_logprobs: int | None, seed: int | None, response_format: dict | None,
+                    stop: list[str] | None, use_cache: bool, tools: list[dict] | None = None,
+                    tool_choice: Any = None, form: str | None = None, strict_format: bool = False) -> Completion:
+        request = self._request(messages, temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs,
+                                seed=seed, response_format=response_format, stop=stop, tools=tools,
+                                tool_choice=tool_choice)
+        want_lp = "logprobs" in request
         caching = self.cache is not None and use_cache
         key = cache_key(request) if self.cache is not None else ""
         if caching and self.cache_read:
@@ -252,21 +317,23 @@ class LLM:
         if caching and key not in self._pending:
             waiter = asyncio.get_running_loop().create_future()
             self._pending[key] = waiter
+        again = dict(temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop, use_cache=use_cache,
+                     tools=tools, tool_choice=tool_choice)
         try:
-            comp = await self._call(request)
-        except openai.BadRequestError as e:
+            comp = (await self._call(request))[0]
+        except openai.APIStatusError as e:
             self._settle(key, waiter, error=e)
-            if want_lp and "logprob" in str(e).lower():
+            if want_lp and rejects(e, "logprob"):
                 self.logprobs_supported = False
-                return await self.chat(messages, temperature=temperature, max_tokens=max_tokens, seed=seed,
-                                       response_format=response_format, stop=stop, use_cache=use_cache)
-            if response_format and "response_format" in str(e).lower():
-                return await self.chat(messages, temperature=temperature, max_tokens=max_tokens,
-                                       top_logprobs=top_logprobs, seed=seed, stop=stop, use_cache=use_cache)
+                return await self._chat(messages, top_logprobs=None, response_format=response_format, form=form,
+                                        strict_format=strict_format, **again)
+            if response_format and not strict_format and rejects(e, "response_format"):
+                return await self._chat(messages, top_logprobs=top_logprobs, response_format=None, **again)
             raise
         except BaseException as e:
             self._settle(key, waiter, error=e)
             raise
+        comp.structured_form = form
         if want_lp:
             self.logprobs_supported = comp.top_logprobs is not None or self.logprobs_supported
         if self.cache is not None:
@@ -274,6 +341,66 @@ class LLM:
             self.cache.put(key, rec)
             self._settle(key, waiter, value=rec)
         return comp
+
+    async def sample(self, messages: list[dict[str, Any]], *, seeds: list[int], temperature: float,
+                     max_tokens: int = 10, top_logprobs: int | None = None, use_cache: bool = True) -> list[Completion]:
+        """One completion per seed (self-consistency samples), in one request where the endpoint takes ``n``.
+
+        Sample ``i`` is cached under the key of the single request with ``seeds[i]``, so a run that
+        sends ``n`` and one that sends N requests share their entries. Consecutive seeds
+        ``s, s+1, …`` go out as one request with ``seed=s, n=k`` — vLLM gives child ``j`` of such a
+        request the seed ``s+j``, the same sample the single request with seed ``s+j`` draws. A
+        server that refuses ``n`` or returns fewer choices than asked is asked per sample from then
+        on (``caps["n"]`` False, recorded); the choice it did return is kept for the first seed.
+        """
+        kw = dict(temperature=temperature, max_tokens=max_tokens, top_logprobs=top_logprobs, response_format=None,
+                  stop=None)
+        out: list[Completion | None] = [None] * len(seeds)
+        keys = [cache_key(self._request(messages, seed=s, **kw)) for s in seeds]
+        if self.cache is not None and use_cache and self.cache_read:
+            for i, k in enumerate(keys):
+                hit = self.cache.get(k)
+                if hit is not None:
+                    self.cache_hits += 1
+                    out[i] = _from_cache(hit)
+        missing = [i for i, c in enumerate(out) if c is None]
+        runs: list[list[int]] = []
+        for i in missing:  # runs of consecutive seeds: one request each
+            if runs and seeds[i] == seeds[runs[-1][-1]] + 1 and self.use_n:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+
+        async def one(i: int) -> None:
+            out[i] = await self._chat(messages, seed=seeds[i], use_cache=use_cache, **kw)
+
+        async def batch(run: list[int]) -> None:
+            if len(run) == 1 or self.gate.caps.get("n") is False:
+                await asyncio.gather(*(one(i) for i in run))
+                return
+            request = {**self._request(messages, seed=seeds[run[0]], **kw), "n": len(run)}
+            try:
+                comps = await self._call(request)
+            except openai.APIStatusError as e:
+                if not rejects(e, ""):  # whatever it refused, the single requests will show it again
+                    raise
+                self.gate.caps["n"] = False
+                await asyncio.gather(*(one(i) for i in run))
+                return
+            got = min(len(comps), len(run))
+            self.gate.caps["n"] = len(comps) >= len(run) if self.gate.caps.get("n") is not True else True
+            for j in range(got):
+                c = comps[j]
+                c.batch = {"n": len(run), "index": j, "seed": seeds[run[0]]}
+                out[run[j]] = c
+                if self.cache is not None and use_cache:
+                    self.cache.put(keys[run[j]], {k: v for k, v in c.to_record().items() if k != "cached"})
+            if got < len(run):
+                self.gate.caps["n"] = False
+                await asyncio.gather(*(one(i) for i in run[got:]))
+
+        await asyncio.gather(*(batch(r) for r in runs))
+        return out  # type: ignore[return-value]
 
     def _settle(self, key: str, waiter: asyncio.Future | None, *, value: dict | None = None,
                 error: BaseException | None = None) -> None:
@@ -307,23 +434,37 @@ class LLM:
             "model": _get(resp, "model") or request["model"], "latency_s": latency, "attempts": attempts,
             "prompt_tokens": _get(usage, "prompt_tokens")}
 
-    async def _call(self, request: dict[str, Any]) -> Completion:
+    async def _call(self, request: dict[str, Any]) -> list[Completion]:
+        """Send one request (retried on transient faults); one completion per returned choice."""
         resp, latency, attempts = await self._post(request, "chat/completions")
         self.calls += 1
-        choice = _get(resp, "choices")[0]
-        message = _get(choice, "message")
         usage = _get(resp, "usage")
-        return Completion(
-            text=(_get(message, "content") or "") if message else "",
-            model=_get(resp, "model") or self.model,
-            prompt_tokens=_get(usage, "prompt_tokens"),
-            completion_tokens=_get(usage, "completion_tokens"),
-            latency_s=latency,
-            attempts=attempts,
-            finish_reason=_get(choice, "finish_reason"),
-            top_logprobs=_first_token_alternatives(choice),
-            request=request,
-        )
+        choices = sorted(_get(resp, "choices"), key=lambda c: _get(c, "index") or 0)
+        shares = _token_shares(_get(usage, "completion_tokens"), choices)
+        out = []
+        for j, choice in enumerate(choices):
+            message = _get(choice, "message")
+            text = (_get(message, "content") or "") if message else ""
+            reasoning = (_get(message, "reasoning_content") or _get(message, "reasoning")) if message else None
+            r_tokens, r_source = _reasoning_tokens(usage, text, reasoning, len(choices))
+            out.append(Completion(
+                text=text,
+                model=_get(resp, "model") or self.model,
+                # every sample's prompt is the request's (as if sent alone: runs with and without n cost
+                # the same in the records); the completion tokens are split by characters
+                prompt_tokens=_get(usage, "prompt_tokens"),
+                completion_tokens=shares[j],
+                latency_s=latency,
+                attempts=attempts,
+                finish_reason=_get(choice, "finish_reason"),
+                top_logprobs=_first_token_alternatives(choice),
+                request=request,
+                reasoning=reasoning or None,
+                reasoning_tokens=r_tokens,
+                reasoning_tokens_source=r_source,
+                tool_calls=_tool_calls(message),
+            ))
+        return out
 
     async def _post(self, request: dict[str, Any], path: str) -> tuple[Any, float, int]:
         """POST ``request`` to ``path`` of the least-busy URL, retried on transient faults; returns
@@ -505,6 +646,75 @@ def _first_token_alternatives(choice: Any) -> dict[str, float] | None:
             alts.setdefault(token, _get(tok, "logprob"))
             return alts
     return None
+
+
+STRUCTURED_FORMS = ("json_schema", "json_object_schema")
+"""The ways a JSON Schema can ride on a request, tried in this order until the endpoint accepts one:
+``{"type": "json_schema", "json_schema": {"name", "schema"}}`` (OpenAI's form; vLLM enforces it)
+and ``{"type": "json_object", "schema": …}`` (llama.cpp's; vLLM accepts it and ignores the schema,
+llama-cpp-python's server turns it into a grammar and refuses the first form)."""
+
+
+def schema_of(response_format: dict | None) -> dict | None:
+    """The JSON Schema a ``response_format`` carries, in either form, or None."""
+    if not response_format:
+        return None
+    if response_format.get("type") == "json_object":
+        return response_format.get("schema")
+    if response_format.get("type") == "json_schema":
+        return (response_format.get("json_schema") or {}).get("schema")
+    return None
+
+
+def structured_format(form: str, schema: dict, original: dict | None = None) -> dict:
+    """``schema`` as the ``response_format`` of ``form`` (see :data:`STRUCTURED_FORMS`)."""
+    if form == "json_schema":
+        name = ((original or {}).get("json_schema") or {}).get("name") or "ragsafe_reply"
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+    if form == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    raise ValueError(f"structured form {form!r}: choose one of {STRUCTURED_FORMS}")
+
+
+def _reasoning_tokens(usage: Any, text: str, reasoning: str | None, n_choices: int) -> tuple[int | None, str | None]:
+    """Reasoning tokens of one choice: the server's count when it gives one, else the completion
+    tokens split by the characters of reasoning and answer (a ``<think>`` block counts as reasoning)."""
+    import re
+
+    details = _get(usage, "completion_tokens_details")
+    server = _get(details, "reasoning_tokens")
+    if server is not None and n_choices == 1:
+        return int(server), "server"
+    think = "".join(re.findall(r"<(?:think|thinking|reasoning)>(.*?)(?:</(?:think|thinking|reasoning)>|\Z)",
+                               text or "", flags=re.S | re.I))
+    r_chars = len(reasoning or "") + len(think)
+    total = _get(usage, "completion_tokens")
+    if not r_chars or total is None or n_choices != 1:
+        return None, None
+    answer_chars = max(len(text or "") - len(think), 0)
+    est = round(total * r_chars / (r_chars + answer_chars))
+    return min(est, total - 1) if answer_chars and total else est, "estimated"  # an answer is >= 1 token
+
+
+def _token_shares(total: int | None, choices: list) -> list[int | None]:
+    """``total`` completion tokens of a request split over its choices by the characters of each."""
+    if len(choices) == 1 or total is None:
+        return [total] * len(choices)
+    sizes = [len(_get(_get(c, "message"), "content") or "") + 1 for c in choices]
+    out = [total * z // sum(sizes) for z in sizes]
+    out[-1] += total - sum(out)
+    return out
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
+    calls = _get(message, "tool_calls") if message else None
+    if not calls:
+        return None
+    out = []
+    for c in calls:
+        fn = _get(c, "function") or {}
+        out.append({"id": _get(c, "id"), "name": _get(fn, "name"), "arguments": _get(fn, "arguments")})
+    return out
 
 
 def letter_distribution(alternatives: dict[str, float] | None, letters: list[str]) -> dict[str, float] | None:

@@ -30,6 +30,10 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, httpx.TransportError)):
         return True
     if isinstance(exc, openai.APIStatusError):
+        # llama-cpp-python's server answers a request its schema rejects with 500 "validation
+        # error": the same request fails the same way every time, so it is not retried
+        if exc.status_code >= 500 and "validation error" in str(exc).lower():
+            return False
         return exc.status_code == 429 or exc.status_code >= 500
     # Malformed bodies from a flaky proxy (bad JSON, empty choices) are transient too.
     return isinstance(exc, (json.JSONDecodeError, EmptyResponse))
@@ -37,6 +41,16 @@ def _retryable(exc: BaseException) -> bool:
 
 class EmptyResponse(RuntimeError):
     pass
+
+
+def rejects(exc: BaseException, *words: str) -> bool:
+    """Whether ``exc`` is the server refusing a request field (one of ``words`` in its message):
+    400/422, or the 500 "validation error" llama-cpp-python's server gives for a field it does not know."""
+    if not isinstance(exc, openai.APIStatusError):
+        return False
+    text = str(exc).lower()
+    refused = exc.status_code in (400, 422) or (exc.status_code >= 500 and "validation error" in text)
+    return refused and any(w in text for w in words)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -38,6 +38,10 @@ class Gate:
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self.sessions: dict[tuple, tuple[asyncio.AbstractEventLoop, Any, Any, str | None]] = {}
         """aiohttp sessions of the clients using this gate, per (URL, key, timeout), for one event loop."""
+        self.caps: dict[str, Any] = {}
+        """What the endpoint was found to support, learnt once and shared by its clients:
+        ``structured`` (the response_format form it enforces), ``n`` (several choices per request),
+        ``tools`` (native tool calls)."""
 
     def _pick(self, avoid: str | None) -> str | None:
         free = [u for u in self.urls if self.per_url is None or self.busy[u] < self.per_url]

@@ -95,7 +95,9 @@ def graph_table(summary: dict) -> Table:
     header = ["graph", "n"] + [m.label for m in shown] + ["LLM calls/q", "tokens/q", "s/q"]
     rows = []
     for label, cell in summary["variants"].items():
-        r = [arm_label(label, cell) + (f" ({cell['errors']} errors)" if cell.get("errors") else ""), str(cell["n"])]
+        cut = (cell.get("length_cutoffs") or {}).get("questions")
+        r = [arm_label(label, cell) + (f" ({cell['errors']} errors)" if cell.get("errors") else "")
+             + (f" ({cut} cut off by max_tokens)" if cut else ""), str(cell["n"])]
         if "metrics" in cell:
             r += [fmt_metric(m, cell["metrics"].get(m.name)) for m in shown]
         else:

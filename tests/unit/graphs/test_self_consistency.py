@@ -25,7 +25,7 @@ def test_ballots_follow_the_samples_and_greedy_is_separate():
     assert st["letter"] == "B"  # greedy
     assert st["sc"]["ballots"] == ["A", None, "C"]  # unparseable sample is a null ballot
     expected = [sample_seed(7, "q1", i) for i in range(3)]
-    assert st["sc"]["seeds"] == expected and st["sc"]["seed_rule"] == "per_question"
+    assert st["sc"]["seeds"] == expected and st["sc"]["seed_rule"] == "per_question_block"
     greedy, *samples = llm.requests
     assert greedy["temperature"] == 0.0 and greedy["seed"] == 7
     assert [r["temperature"] for r in samples] == [0.5] * 3 and [r["seed"] for r in samples] == expected
@@ -42,9 +42,13 @@ def test_sample_seed_is_a_stable_hash_of_base_question_and_index():
     import hashlib
 
     want = int(hashlib.sha256(b"0:q1:0").hexdigest()[:8], 16) & 0x7FFFFFFF
-    assert sample_seed(0, "q1", 0) == want
-    seeds = {sample_seed(b, q, i) for b in (0, 1) for q in ("q1", "q2") for i in range(5)}
-    assert len(seeds) == 20 and all(0 <= s < 2**31 for s in seeds)
+    assert sample_seed(0, "q1", 0, rule="per_question") == want
+    for rule in ("per_question", "per_question_block"):
+        seeds = {sample_seed(b, q, i, rule) for b in (0, 1) for q in ("q1", "q2") for i in range(5)}
+        assert len(seeds) == 20 and all(0 <= s < 2**31 + 5 for s in seeds)
+    # the default: a hashed start per (base seed, question), then consecutive (one n request draws them)
+    start = int(hashlib.sha256(b"0:q1").hexdigest()[:8], 16) & 0x7FFFFFFF
+    assert [sample_seed(0, "q1", i) for i in range(3)] == [start, start + 1, start + 2]
     assert seed_rule_of({"ballots": []}) == "shared"  # an old record names no rule
     with pytest.raises(ConfigError, match="seed_rule"):
         graphs.get("self_consistency").make_params({"seed_rule": "random"})
@@ -78,12 +82,13 @@ def _ballots_over_questions(rule: str, n_questions: int = 40, n: int = 5) -> lis
 def test_shared_seeds_make_ballots_of_different_questions_dependent_and_per_question_seeds_do_not():
     old = _ballots_over_questions("shared")
     assert len(set(old)) == 1  # every question drew the same five ballots: common random numbers
-    new = _ballots_over_questions("per_question")
-    # 40 questions x 5 draws from 4 letters: independent draws repeat a whole ballot vector rarely
-    assert len(set(new)) >= 35
-    # sample i of one question no longer predicts sample i of the next: agreement is near chance (1/4)
-    same = sum(a[i] == b[i] for a, b in zip(new, new[1:]) for i in range(5)) / (39 * 5)
-    assert same < 0.45
+    for rule in ("per_question", "per_question_block"):
+        new = _ballots_over_questions(rule)
+        # 40 questions x 5 draws from 4 letters: independent draws repeat a whole ballot vector rarely
+        assert len(set(new)) >= 35, rule
+        # sample i of one question no longer predicts sample i of the next: agreement is near chance (1/4)
+        same = sum(a[i] == b[i] for a, b in zip(new, new[1:]) for i in range(5)) / (39 * 5)
+        assert same < 0.45, rule
 
 
 def test_resample_answer_reuses_the_greedy_context_without_retrieving_again():
