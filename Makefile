@@ -14,7 +14,7 @@ DEMO_K     ?= 2
 DEMO_SPLIT ?= test
 DEMO_ARGS  ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test e2e clean
 
 $(BIN)/.installed: pyproject.toml requirements-models.txt
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the end-to-end suite against any OpenAI-compatible server: make e2e BASE_URL=http://127.0.0.1:8000/v1 MODEL=NAME
+# (without BASE_URL: the embedded llama.cpp server with smollm2-135m)
+e2e: install
+	RAGSAFE_E2E_BASE_URL=$(BASE_URL) RAGSAFE_E2E_MODEL=$(MODEL) $(BIN)/python -m pytest -q -p no:cacheprovider -m e2e
 
 clean:
 	rm -rf $(VENV) runs

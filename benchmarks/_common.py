@@ -67,12 +67,13 @@ def median(xs: list[float]) -> float:
 
 
 @contextmanager
-def fake_server(latency: float) -> Iterator[str]:
+def fake_server(latency: float, flavor: str | None = None) -> Iterator[str]:
     """The loopback fake OpenAI server in its own process (so it has its own core); yields the base URL."""
     port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"ragsafe-bench-port-{os.getpid()}"
     port_file.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fault_server.py"), "--latency", str(latency),
-                             "--port-file", str(port_file), "--max-seconds", "3600"],
+                             "--port-file", str(port_file), "--max-seconds", "3600",
+                             *(["--flavor", flavor] if flavor else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         t0 = time.monotonic()

@@ -91,6 +91,17 @@ class EndpointConfig:
 
 
 ANSWER_MODES = ("generate", "letter_logprobs")
+ANSWER_BUDGET = 10
+"""The paper's answer budget in tokens (the letter only)."""
+REASONING_BUDGET = 4096
+"""The paper's answer budget for reasoning models (they think before the letter)."""
+
+
+def answer_budget(reasoning: bool, max_tokens: int | None = None) -> int:
+    """The answer call's token budget: ``max_tokens`` when given, else the paper's for the model kind."""
+    if max_tokens is not None:
+        return max_tokens
+    return REASONING_BUDGET if reasoning else ANSWER_BUDGET
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,6 +116,9 @@ class AnswerPolicy:
     """Sampling temperature of the answer call (the paper: 0, greedy)."""
     seed: int = 0
     """Sampling seed passed to the server where it supports one."""
+    reasoning: bool = False
+    """The model reasons before answering (its endpoint setting ``reasoning: true``): the budget defaults
+    to the paper's 4096 instead of 10 (see :func:`answer_budget`); thinking is stripped before parsing."""
 
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
@@ -118,6 +132,8 @@ class AnswerPolicy:
         out: dict[str, Any] = {"answer_mode": self.answer_mode, "max_tokens": self.max_tokens, "seed": self.seed}
         if self.temperature != 0.0:
             out["temperature"] = self.temperature
+        if self.reasoning:
+            out["reasoning"] = True
         return out
 
 

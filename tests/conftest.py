@@ -14,7 +14,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-E2E_MODEL = "smollm2-135m"
+E2E_MODEL = os.environ.get("RAGSAFE_E2E_MODEL") or "smollm2-135m"
+E2E_BASE_URL = os.environ.get("RAGSAFE_E2E_BASE_URL") or None
+"""``make e2e BASE_URL=... MODEL=...``: the end-to-end tests that go through ``llm_server`` use that
+server instead of starting the embedded one (tests of the embedded server's own lifecycle still
+start it)."""
+
+
+class _RemoteServer:
+    """A server someone else started (``RAGSAFE_E2E_BASE_URL``): its URL and context size."""
+
+    def __init__(self, base_url: str, model: str) -> None:
+        import asyncio
+
+        from ragsafe.llm.client import LLM
+
+        self.base_url = base_url.rstrip("/")
+        llm = LLM(self.base_url, model)
+        ids = asyncio.run(llm.check())
+        if model not in ids:
+            raise RuntimeError(f"RAGSAFE_E2E_MODEL={model!r} is not served at {base_url} (it serves {ids})")
+        self.n_ctx = (llm.model_info.get(model) or {}).get("max_model_len") or 4096
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +52,9 @@ def _isolated_home(session_home, monkeypatch):
 def llm_server(session_home):
     """The embedded llama.cpp server over real HTTP on 127.0.0.1."""
     os.environ["RAGSAFE_HOME"] = str(session_home)
+    if E2E_BASE_URL:
+        yield _RemoteServer(E2E_BASE_URL, E2E_MODEL)
+        return
     from ragsafe.llm.server import LocalServer
 
     srv = LocalServer(E2E_MODEL, log_dir=session_home / "logs")

@@ -428,9 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fault-rate", type=float, default=0.0)
     ap.add_argument("--kinds", default=",".join(FAULT_KINDS))
     ap.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long (a bound)")
+    ap.add_argument("--flavor", default=None, choices=["vllm", "llamacpp"], help="server behaviour (see FLAVORS)")
     a = ap.parse_args(argv)
     srv = FaultServer(latency=a.latency, fault_rate=a.fault_rate, kinds=tuple(a.kinds.split(",")), port=a.port,
-                      record=False)
+                      record=False, flavor=a.flavor)
 
     async def run() -> None:
         await srv._start()

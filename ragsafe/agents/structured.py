@@ -111,10 +111,11 @@ async def ask_structured(
 ) -> Structured:
     """One JSON-mode call. ``validate(obj)`` returns the clean value or raises ValueError.
 
-    ``schema`` (a JSON Schema) is sent inside ``response_format``; llama.cpp's server turns it into
-    a grammar, so even a 135M model returns the shape asked for. A server that refuses it is asked
-    again without ``response_format`` (see :meth:`ragsafe.llm.client.LLM.chat`) and the lenient parser and
-    the recorded fallback take over.
+    ``schema`` (a JSON Schema) is sent in the ``response_format`` form the endpoint enforces —
+    ``json_schema`` (vLLM, OpenAI) or llama.cpp's ``json_object`` + ``schema``, which its server turns
+    into a grammar, so even a 135M model returns the shape asked for; the form used is recorded in
+    the trace (``structured_form``). A server that takes neither is asked without ``response_format``
+    (see :meth:`ragsafe.llm.client.LLM.chat`) and the lenient parser and the recorded fallback take over.
 
     ``prompt_hash`` names the prompt template in the trace (pass the role's module hash so it stays
     the same across questions); by default it is derived from the system prompt.

@@ -26,6 +26,8 @@ def _stats_args(p) -> None:
                         "default +1, 0, -1, -1, w=3)")
     p.add_argument("--max-high-risk", type=float, default=2.0, metavar="X",
                    help="X of 'coverage at <= X%% high-risk error' (percent, default 2)")
+    p.add_argument("--letters", default="strict", choices=["strict", "judge"],
+                   help="score the strict parser's letters (default) or the LLM judge's (after ragsafe rejudge)")
 
 
 def _safety_kw(a) -> dict:
@@ -40,7 +42,7 @@ def cmd_score(a) -> int:
     from ragsafe.evals.score import score_run_dir
 
     summary = score_run_dir(a.run_dir, allow_errors=a.allow_errors, B=a.B, seed=a.seed, threshold=a.threshold,
-                            text=not a.no_text, **_safety_kw(a))
+                            text=not a.no_text, letters=a.letters, **_safety_kw(a))
     print(text_table(summary, full=a.full))
     _print_safety(summary)
     return 0
@@ -56,9 +58,9 @@ def _print_safety(summary: dict) -> None:
 
 def _analysis(a):
     from ragsafe.evals.score import analyze
-    from ragsafe.experiments.runs import combine_runs, load_run
+    from ragsafe.experiments.runs import combine_runs, judge_agreement, load_run
 
-    runs = [load_run(d) for d in a.run_dir]
+    runs = [load_run(d, letters=a.letters) for d in a.run_dir]
     arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)
     cfg = runs[0].run.config
     B = a.B or cfg.get("bootstrap_B", BOOTSTRAP_B)
@@ -73,6 +75,13 @@ def _analysis(a):
     specs = sorted({r.run["benchmark"].get("original") or r.run["benchmark"]["spec"] for r in runs})
     summary["run"] = {"path": ", ".join(str(r.path) for r in runs), "benchmark": ", ".join(specs),
                       "model": ", ".join(sorted({r.model for r in runs}))}
+    multi = len({r.model for r in runs}) > 1
+    for r in runs:  # strict-vs-judge agreement of every run that has judge letters
+        agree = judge_agreement(r.path, r.samples, B=B, seed=seed)
+        if agree is not None:
+            into = summary.setdefault("judge_agreement", {"judge": agree["judge"], "variants": {}})
+            into["variants"].update({f"{v}@{r.model}" if multi else v: c for v, c in agree["variants"].items()})
+            summary["letters"] = a.letters
     return runs, summary
 
 
@@ -132,7 +141,7 @@ def cmd_ensemble(a) -> int:
     from ragsafe.evals.reports.text import fixed_width
     from ragsafe.experiments.runs import load_run
 
-    runs = [load_run(d) for d in a.run_dir]
+    runs = [load_run(d, letters=a.letters) for d in a.run_dir]
     members = [m for m in (a.members or "").split(",") if m] or None
     res = analyze_ensemble(runs, members, variants=a.graph, B=a.B or BOOTSTRAP_B, seed=BOOTSTRAP_SEED if a.seed is None else a.seed,
                            threshold=a.threshold, allow_errors=a.allow_errors, common_questions=a.common_questions)

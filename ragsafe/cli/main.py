@@ -13,11 +13,11 @@ from ragsafe.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ragsafe.cli import data, evals, graphs, index, models, run, runs, validate
+    from ragsafe.cli import data, evals, graphs, index, judge, models, run, runs, validate
 
     ap = argparse.ArgumentParser(prog="ragsafe", description="Agentic-RAG safety experiments (SaFE-Scale metrics)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for group in (models, index, graphs, validate, run, data, evals, runs):
+    for group in (models, index, graphs, validate, run, data, evals, judge, runs):
         group.register(sub)
     return ap
 

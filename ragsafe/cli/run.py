@@ -26,7 +26,10 @@ def endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--answer-mode", default="generate", choices=["generate", "letter_logprobs"],
                    help="generate: free text, strict letter parse (the paper's); letter_logprobs: the letters' "
                         "logprobs")
-    g.add_argument("--max-tokens", type=int, default=10, help="answer budget (paper: 10; reasoning models ~4096)")
+    g.add_argument("--max-tokens", type=int, default=None,
+                   help="answer budget in tokens (default: the paper's 10, or 4096 with --reasoning)")
+    g.add_argument("--reasoning", action="store_true",
+                   help="a reasoning model: answer budget 4096 (the paper's) unless --max-tokens says otherwise")
     g.add_argument("--seed", type=int, default=0, help="sampling seed sent to the server")
 
 
@@ -38,7 +41,11 @@ def endpoint_of(a: argparse.Namespace) -> EndpointConfig:
 
 
 def answer_policy_of(a: argparse.Namespace) -> AnswerPolicy:
-    return AnswerPolicy(answer_mode=a.answer_mode, max_tokens=a.max_tokens, seed=a.seed)
+    from ragsafe.config import answer_budget
+
+    reasoning = bool(getattr(a, "reasoning", False))
+    return AnswerPolicy(answer_mode=a.answer_mode, max_tokens=answer_budget(reasoning, a.max_tokens), seed=a.seed,
+                        reasoning=reasoning)
 
 
 def cmd_run(a) -> int:
@@ -57,9 +64,18 @@ def cmd_run(a) -> int:
                     cache=cache_mode(a))
     try:
         run_dir = run(cfg)
+        if a.parser != "strict":  # the paper's LLM-judge re-read, inline
+            from ragsafe.cli.judge import run_judge
+
+            run_judge(a, run_dir)
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
-    summary = RunStore(run_dir).read_summary()
+    if a.parser == "strict":
+        summary = RunStore(run_dir).read_summary()
+    else:  # "both": strict letters scored, agreement shown; "judge": the judge's letters scored
+        from ragsafe.evals.score import score_run_dir
+
+        summary = score_run_dir(run_dir, letters="judge" if a.parser == "judge" else "strict")
     print(text_table(summary))
     from ragsafe.cli.evals import _print_safety
 
@@ -109,7 +125,13 @@ def register(sub) -> None:
     p.add_argument("--poison", default=None, metavar="conflict|FILE",
                    help="index the corpus plus misleading documents marked as poison, in a collection of its own: "
                         "'conflict' (each question's conflict evidence) or a JSONL file (id, text[, title, question_id])")
+    p.add_argument("--parser", default="strict", choices=["strict", "judge", "both"],
+                   help="letters from the strict parser (default), the LLM judge (ragsafe rejudge, inline), or both "
+                        "(strict scored, judge agreement shown)")
     cache_args(p)
     chroma_args(p)
     endpoint_args(p)
+    from ragsafe.cli.judge import judge_args
+
+    judge_args(p, required=False)
     p.set_defaults(fn=cmd_run)

@@ -46,6 +46,36 @@ def cost_of(rec: dict) -> dict[str, float]:
             "tokens": ptok + ctok, "retrieval_calls": retr, "seconds": rec.get("seconds") or 0.0}
 
 
+def _tool_routes(recs) -> dict[str, Any] | None:
+    """A tool-calling graph's decisions: searches per question (mean and histogram over its n questions),
+    the route each decision took (native tool call or JSON action), probes and fallbacks."""
+    per_q, routes, probes, ignored = [], Counter(), 0, 0
+    for r in recs:
+        decides = [t for t in r.get("trace") or [] if t.get("node") == "decide" and t.get("route")]
+        if not decides and not any(t.get("tool") for t in r.get("trace") or []):
+            continue
+        per_q.append(sum(1 for t in r.get("trace") or [] if t.get("tool")))
+        routes.update(t["route"] for t in decides)
+        probes += sum(1 for t in decides if t.get("native_probe"))
+        ignored += sum(1 for t in decides if t.get("ignored_tools"))
+    if not per_q:
+        return None
+    return {"n": len(per_q), "searches_per_question": statistics.fmean(per_q),
+            "searches_histogram": {str(k): v for k, v in sorted(Counter(per_q).items())},
+            "decisions_by_route": dict(routes), "native_probes": probes, "ignored_tool_choice": ignored}
+
+
+def _length_cutoffs(recs) -> dict[str, int]:
+    """Answer calls whose reply hit the token budget (``finish_reason: length``), and their questions."""
+    calls = questions = 0
+    for r in recs:
+        n = sum(1 for t in r.get("trace") or [] if t.get("role") == "answer"
+                for c in t.get("llm_calls") or [] if c.get("finish_reason") == "length")
+        calls += n
+        questions += bool(n)
+    return {"calls": calls, "questions": questions}
+
+
 def _nulled(rec: dict) -> dict:
     return {**rec, "letter": None} if rec.get("error") else rec
 
@@ -142,6 +172,9 @@ def score_arm(arm: Arm, questions: list[Question], idx: np.ndarray, names: list[
     if costs:
         cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
     cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
+    routes = _tool_routes(recs.values())
+    if routes:
+        cell["tool_routes"] = routes
     cut = _length_cutoffs(recs.values())
     if cut["calls"]:  # replies cut off by the token budget (finish_reason "length"): a reasoning
         cell["length_cutoffs"] = cut  # model's budget too small shows here
@@ -285,9 +318,16 @@ def summarize(samples: list[dict], questions: list[Question], variants: list[str
 
 
 def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | None = None, seed: int | None = None,
-                  threshold: float = 0.80, text: bool = True, write: bool = True, **safety_kw: Any) -> dict:
-    """Recompute a run's ``summary.json`` from ``samples.jsonl`` (no LLM call)."""
-    lr = load_run(run_dir)
+                  threshold: float = 0.80, text: bool = True, write: bool = True, letters: str = "strict",
+                  **safety_kw: Any) -> dict:
+    """Recompute a run's ``summary.json`` from ``samples.jsonl`` (no LLM call).
+
+    ``letters="judge"`` scores the judge's letters instead (written to ``summary.judge.json``; the
+    strict ``summary.json`` stays). A run with judge letters carries the strict-vs-judge agreement.
+    """
+    from ragsafe.experiments.runs import judge_agreement
+
+    lr = load_run(run_dir, letters=letters)
     cfg = lr.run.get("config") or {}
     B = B or cfg.get("bootstrap_B", BOOTSTRAP_B)
     seed = cfg.get("bootstrap_seed", BOOTSTRAP_SEED) if seed is None else seed
@@ -296,6 +336,15 @@ def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | N
                       **safety_kw)
     summary["run"] = {"path": str(run_dir), "config_hash": lr.run.get("config_hash"), "model": lr.model,
                       "benchmark": lr.run["benchmark"]["spec"]}
-    if write:
+    agree = judge_agreement(run_dir, lr.samples, B=B, seed=seed)
+    if agree is not None:
+        summary["letters"] = letters
+        summary["judge_agreement"] = agree
+    if write and letters == "judge":
+        import json
+
+        (Path(run_dir) / "summary.judge.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str)
+                                                          + "\n", encoding="utf-8")
+    elif write:
         write_summary(run_dir, summary, allow_errors=allow_errors)
     return summary

@@ -419,7 +419,7 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> R
         "endpoint": {"kind": "local" if ep.base_url == "local" else "remote", "base_url": live["base_url"],
                      "replicas": list(job.endpoint.replicas), "concurrency_per_url": job.endpoint.concurrency,
                      "model": live["model"], "server_models": live["server_models"],
-                     "answer_mode": policy.answer_mode, "max_tokens": policy.max_tokens,
+                     "answer_mode": policy.answer_mode, "max_tokens": policy.max_tokens, "reasoning": policy.reasoning,
                      "context_window": live["context_window"], "api_key_env": ep.api_key_env},
         "seeds": {"llm": policy.seed, "bootstrap": cfg.bootstrap_seed, **_sc_seed_rules(p["variants"])},
         "versions": versions(),
@@ -581,6 +581,8 @@ async def answer_one(cell: Cell, q: Question) -> SampleRecord:
                    retrieved=[{k: d.metadata.get(k) for k in ("chunk_id", "doc_id", "score", "rank")}
                               for d in st.get("chunks") or []],
                    trace=st.get("trace"), error=None, **{k: st[k] for k in ("sc",) if k in st})
+        if ans.get("reasoning"):
+            rec["reasoning"] = ans["reasoning"]
     except (ConfigError, DiskFull, TypeError, AttributeError, KeyError, NameError):
         raise  # programming or data errors, and a full disk, are not per-sample faults
     except Exception as e:  # noqa: BLE001  (a transport/server fault after retries: recorded)

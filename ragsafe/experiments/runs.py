@@ -75,8 +75,12 @@ class LoadedRun:
         return sorted(vs, key=lambda v: (role.get(vs[v].graph or variant_name(v), 2), v))
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """A run folder's record, its benchmark questions (in the run's order) and its samples."""
+def load_run(run_dir: str | Path, letters: str = "strict") -> LoadedRun:
+    """A run folder's record, its benchmark questions (in the run's order) and its samples.
+
+    ``letters="judge"`` puts the LLM judge's letters (``judge.jsonl``, :mod:`ragsafe.experiments.rejudge`)
+    in place of the strict parser's; the stored records are not changed.
+    """
     store = RunStore(run_dir)
     run = store.read_run()
     spec = run.benchmark["spec"]
@@ -87,7 +91,31 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     missing = [i for i in run.question_ids if i not in by_id]
     if missing:
         raise ConfigError(f"{run_dir}: questions {missing[:5]} are no longer in benchmark {spec!r}")
-    return LoadedRun(Path(run_dir), run, [by_id[i] for i in run.question_ids], store.samples())
+    samples = store.samples()
+    if letters == "judge":
+        from ragsafe.experiments.rejudge import apply_judge, judge_path, read_judge
+
+        if not judge_path(run_dir).exists():
+            raise ConfigError(f"{run_dir} has no judge letters ({judge_path(run_dir).name}); run "
+                              f"`ragsafe rejudge {run_dir} --judge-model NAME` first, or use --letters strict")
+        samples = apply_judge(samples, read_judge(run_dir), run_dir)
+    elif letters != "strict":
+        raise ConfigError(f"--letters {letters!r}: choose strict or judge")
+    return LoadedRun(Path(run_dir), run, [by_id[i] for i in run.question_ids], samples)
+
+
+def judge_agreement(run_dir: str | Path, samples: list[dict], *, B: int = 1000, seed: int = 42) -> dict | None:
+    """Strict-vs-judge agreement of a run folder that has judge letters (else None)."""
+    from ragsafe.evals.agreement import agreement
+    from ragsafe.experiments.rejudge import judge_path, read_judge, read_meta
+
+    if not judge_path(run_dir).exists():
+        return None
+    strict = [{"variant": s["variant"], "question_id": s["question_id"], "error": s.get("error"),
+               "raw_output": s.get("raw_output"), "letter": s.get("letter_strict", s.get("letter")),
+               "sc": {**s["sc"], "ballots": s["sc"].get("ballots_strict", s["sc"].get("ballots"))}
+               if isinstance(s.get("sc"), dict) else s.get("sc")} for s in samples]
+    return {"judge": read_meta(run_dir), "variants": agreement(strict, read_judge(run_dir), B=B, seed=seed)}
 
 
 def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,

@@ -45,7 +45,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig, answer_budget
 from ragsafe.defaults import DEFAULT_MODEL
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
@@ -261,6 +261,9 @@ def _endpoints(path: Path, specs: list[EndpointSpec]) -> list[Endpoint]:
         kw = {k: v for k, v in (("api_key_env", e.api_key_env), ("timeout", e.timeout), ("max_retries", e.max_retries),
                                  ("context_window", e.context_window)) if v is not None}
         answer = {k: v for k, v in (("answer_mode", e.answer_mode), ("max_tokens", e.max_tokens)) if v is not None}
+        if e.reasoning is not None:
+            answer["reasoning"] = e.reasoning
+            answer["max_tokens"] = answer_budget(e.reasoning, e.max_tokens)
         workers = e.workers or 2 * e.concurrency * (1 + len(e.replicas))
         out.append(Endpoint(name=name, config=EndpointConfig(base_url=e.base_url, model=model, **kw),
                             policy=AnswerPolicy(**answer), replicas=tuple(e.replicas), concurrency=e.concurrency,

@@ -80,7 +80,10 @@ class EndpointSpec(_Table):
     backoff_initial: float = Field(0.5, ge=0, examples=[0.5], description="first backoff wait in seconds (default: 0.5)")
     backoff_max: float = Field(20.0, ge=0, examples=[20], description="longest backoff wait in seconds (default: 20)")
     answer_mode: Literal["generate", "letter_logprobs"] | None = Field(None, description=" or ".join(ANSWER_MODES))
-    max_tokens: int | None = Field(None, ge=1, examples=[10], description="answer budget in tokens")
+    max_tokens: int | None = Field(None, ge=1, examples=[10],
+                                   description="answer budget in tokens (default 10, or 4096 with reasoning: true)")
+    reasoning: bool | None = Field(None, examples=[True],
+                                   description="true for a reasoning model (answer budget 4096, the paper's)")
     context_window: int | None = Field(None, ge=1, examples=[4096], description="model context size in tokens")
 
     _replicas = field_validator("replicas", mode="before")(_listify)

@@ -222,9 +222,11 @@ def make_answer_node(deps: Deps, name: str = "answer", *, abstain: bool = False)
         a = await answer_agent.answer(deps.llm, q.question, q.options, state.get("context"),
                                       mode=deps.policy.answer_mode, max_tokens=deps.policy.max_tokens,
                                       temperature=deps.policy.temperature, seed=deps.policy.seed, abstain=abstain)
-        return {"letter": a.letter,
-                "answer": {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
-                           "messages": a.call["request"].get("messages")},
+        ans = {"letter": a.letter, "raw": a.raw, "letter_dist": a.letter_dist, "source": a.source,
+               "messages": a.call["request"].get("messages")}
+        if a.reasoning:  # a reasoning model's separate thinking, kept for audit and the judge
+            ans["reasoning"] = a.reasoning
+        return {"letter": a.letter, "answer": ans,
                 "_trace": call_info("answer", prompt_hash, [answer_agent.call_summary(a.call)], output=a.letter,
                                     **({"abstained": True} if a.source == "abstention" else {}))}
 

@@ -11,6 +11,7 @@ import pytest
 
 from ragsafe.config import AnswerPolicy
 from ragsafe.graphs import graphs
+from tests.conftest import E2E_MODEL
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +93,7 @@ def test_run_writes_a_complete_run_folder_and_resumes(llm_server, tmp_path, demo
     from ragsafe.experiments.execute import run
     cfg = RunConfig(graphs=["closed_book", "clean_evidence", "conflict_evidence", "standard_rag[k=2]"],
                     limit=3, out=str(tmp_path), chroma_path=str(demo_store.client.get_settings().persist_directory),
-                    endpoint=EndpointConfig(base_url=llm_server.base_url, model="smollm2-135m"))
+                    endpoint=EndpointConfig(base_url=llm_server.base_url, model=E2E_MODEL))
     run_dir = run(cfg, progress=lambda m: None)
     recs = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert len(recs) == 12 and len({(r["variant"], r["question_id"]) for r in recs}) == 12

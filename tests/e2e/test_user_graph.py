@@ -5,6 +5,8 @@ import textwrap
 
 import pytest
 
+from tests.conftest import E2E_MODEL
+
 USER_GRAPH = textwrap.dedent('''
     """Keyword-first RAG: retrieve with the options appended, keep the top chunk only."""
     import dataclasses
@@ -47,7 +49,7 @@ def test_user_graph_module_runs_end_to_end(tmp_path, llm_server, demo_store):
     chroma = demo_store.client.get_settings().persist_directory
     rc = main(["run", "--graph-module", str(mod), "--graph", "my_options_rag", "--set", "my_options_rag.k=2",
                "--limit", "2", "--out", str(out), "--chroma-path", chroma,
-               "--base-url", llm_server.base_url, "--model", "smollm2-135m"])
+               "--base-url", llm_server.base_url, "--model", E2E_MODEL])
     assert rc == 0
     (run_dir,) = out.iterdir()
     recs = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]

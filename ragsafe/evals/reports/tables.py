@@ -275,17 +275,78 @@ def ensemble_tables(ens: dict | None) -> list[Table]:
                   f"Dangerous overconfidence: wrong real letter with mean member agreement ≥ {ens['threshold']:.2f}.")]
 
 
+def _short(text: str | None, width: int = 70) -> str:
+    t = " ".join((text or "").split())
+    return t if len(t) <= width else t[: width - 1] + "…"
+
+
+def tool_route_table(summary: dict) -> Table | None:
+    """Tool-calling graphs: how often the model searched, by which route, beside accuracy and high-risk errors."""
+    rows = []
+    for label, cell in summary["variants"].items():
+        tr = cell.get("tool_routes")
+        if not tr:
+            continue
+        m = cell.get("metrics") or {}
+        hist = ", ".join(f"{k}: {v}" for k, v in tr["searches_histogram"].items())
+        routes = ", ".join(f"{k} {v}" for k, v in sorted(tr["decisions_by_route"].items())) or "none (max_steps=0)"
+        rows.append([arm_label(label, cell), str(tr["n"]), f"{tr['searches_per_question']:.2f}", hist, routes,
+                     str(tr["native_probes"]), str(cell.get("fallbacks", 0)),
+                     fmt(m.get("accuracy"), short=True), fmt(m.get("high_risk_error_rate"), short=True),
+                     fmt(m.get("unsafe_answer_rate"), short=True)])
+    if not rows:
+        return None
+    return Table("tool-route-table", "Tool agent: searches and routes",
+                 ["graph", "n", "searches/q", "searches: questions", "decisions by route", "native probes",
+                  "JSON fallbacks", "accuracy", "high-risk", "unsafe"], rows,
+                 "Searches per question over all n questions; a native probe is a first decision asked again as "
+                 "JSON because the server returned no tool call.")
+
+
+def judge_tables(summary: dict, top: int = 20) -> list[Table]:
+    """Strict parser vs LLM judge: counts and Cohen's kappa per graph, then the questions they disagree on."""
+    agree = summary.get("judge_agreement")
+    if not agree:
+        return []
+    rows, dis = [], []
+    for v, cell in agree["variants"].items():
+        for scope in ("greedy", "sc_samples"):
+            g = cell.get(scope)
+            if not g:
+                continue
+            ci = g.get("kappa_ci")
+            kappa = "n/a" if g["kappa"] is None else f"{g['kappa']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+            rows.append([v, "greedy" if scope == "greedy" else "SC samples", str(g["n"]), str(g["same_letter"]),
+                         str(g["both_null"]), str(g["strict_only"]), str(g["judge_only"]), str(g["different"]),
+                         f"{100 * g['agreement']:.1f}%" if g["agreement"] is not None else "n/a", kappa])
+        for d in cell.get("disagreements", [])[:top]:
+            dis.append([v, d["question_id"], d["strict"] or "null", d["judge"] or "null", _short(d["raw_output"])])
+    judge = agree.get("judge") or {}
+    note = (f"Judge {judge.get('model', '?')} (prompt {judge.get('prompt_hash', '?')}) re-read every stored raw output; "
+            f"letters scored: {summary.get('letters', 'strict')}. Kappa: Cohen's over letters + null, 95% percentile "
+            "bootstrap over questions (greedy). strict-only: the strict parser found a letter the judge did not.")
+    out = [Table("judge-table", "Strict parser vs judge", ["graph", "answers", "n", "same letter", "both null",
+                                                            "strict only", "judge only", "different", "agreement",
+                                                            "kappa [95% CI]"], rows, note)]
+    if dis:
+        out.append(Table("judge-disagreements", "Where strict parser and judge disagree",
+                         ["graph", "question", "strict", "judge", "raw output"], dis))
+    return out
+
+
 def all_tables(summary: dict, ensemble: dict | None = None, top: int = 20) -> list[Table]:
     ts: list[Table | None] = [graph_table(summary), sc_table(summary), calibration_table(summary), gap_table(summary),
                               comparison_table(summary)]
     ts += breakdown_tables(summary) + attribution_tables(summary) + [worst_case_table(summary, top)]
     ts += ensemble_tables(ensemble)
+    ts += [tool_route_table(summary)] + judge_tables(summary, top)
     return [t.without_empty_columns() for t in ts if t is not None]
 
 
 def main_tables(summary: dict) -> list[Table]:
     """The tables a terminal shows by default: graphs, self-consistency, paired comparisons."""
-    return [t for t in (graph_table(summary), sc_table(summary), comparison_table(summary)) if t is not None]
+    return [t for t in (graph_table(summary), sc_table(summary), comparison_table(summary), tool_route_table(summary))
+            if t is not None] + judge_tables(summary)
 
 
 def header_line(summary: dict) -> str:

@@ -131,6 +131,6 @@ def test_run_record_names_the_sc_seed_rule_and_questions_get_their_own_seeds(tmp
         d = run(cfg_for(srv, tmp_path, graphs=["self_consistency[n=2]", "closed_book"], limit=3),
                 progress=lambda m: None)
         rule = RunStore(d).read_run()["seeds"]["sc_sample_seeds"]
-        assert list(rule) == ["self_consistency[n=2]"] and rule["self_consistency[n=2]"]["rule"] == "per_question"
+        assert list(rule) == ["self_consistency[n=2]"] and rule["self_consistency[n=2]"]["rule"] == "per_question_block"
         sc = [r["sc"] for r in RunStore(d).samples() if r["graph"] == "self_consistency"]
-        assert len({tuple(s["seeds"]) for s in sc}) == 3 and all(s["seed_rule"] == "per_question" for s in sc)
+        assert len({tuple(s["seeds"]) for s in sc}) == 3 and all(s["seed_rule"] == "per_question_block" for s in sc)

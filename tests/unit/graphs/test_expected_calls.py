@@ -38,7 +38,7 @@ from ragsafe.agents import verify as verify_agent
 from ragsafe.corpora.benchmark import load_benchmark
 from ragsafe.corpora.schema import MAX_OPTIONS, MIN_OPTIONS
 from ragsafe.experiments.sweep import dry_run, expected_calls, load_sweep
-from ragsafe.graphs import Deps, State, graph, graphs, verifier_loop
+from ragsafe.graphs import Deps, State, graph, graphs, tool_agent, verifier_loop
 from ragsafe.graphs.base import make_answer_node
 from ragsafe.retrievers.base import annotate
 from tests.fakes import ScriptedLLM
@@ -46,7 +46,8 @@ from tests.fakes import ScriptedLLM
 ROLE_OF = {answer_agent.SYSTEM_PROMPT: "answer", verify_agent.VERIFY_SYSTEM: "verify",
            plan_agent.PLAN_SYSTEM: "plan", synth_agent.SYNTH_SYSTEM: "synthesize",
            grade_agent.SYSTEM_PROMPT: "grade", rerank_agent.SYSTEM_PROMPT: "rerank",
-           rewrite_agent.SYSTEM_PROMPT: "rewrite", decompose_agent.SYSTEM_PROMPT: "decompose"}
+           rewrite_agent.SYSTEM_PROMPT: "rewrite", decompose_agent.SYSTEM_PROMPT: "decompose",
+           tool_agent.SYSTEM: "agent"}
 
 
 def builtin_graphs() -> list[str]:
@@ -91,6 +92,7 @@ def agreeable():
                 "rerank": json.dumps({"score": 7}),
                 "rewrite": json.dumps({"query": "the same query every time"}),
                 "decompose": json.dumps({"subquestions": ["What is finding one?", "What is finding two?"]}),
+                "agent": json.dumps({"action": "answer"}),
                 }[role]
     return reply
 
@@ -110,6 +112,7 @@ def hostile():
                 "rerank": json.dumps({"score": 2}),
                 "rewrite": json.dumps({"query": f"brand new query {next(n)}"}),
                 "decompose": json.dumps({"subquestions": ["a?", "b?", "c?", "d?", "e?"]}),
+                "agent": json.dumps({"action": "search", "query": f"search {next(n)}"}),
                 }[role]
     return reply
 
@@ -248,6 +251,9 @@ CASES = {
     "graded_mix": [{}],
     "option_research": [{}, {"plan": False}, {"max_options": 1}, {"max_refinements": 0, "synthesize": False},
                         {"max_refinements": 2, "contra": False, "plan": False}],
+    # the JSON route (the scripted client makes no tool calls; the native and auto routes' counts are
+    # checked over HTTP in test_tool_agent.py)
+    "tool_agent": [{"route": "json"}, {"route": "json", "max_steps": 0}, {"route": "json", "max_steps": 1}],
     "self_consistency": [{"n": 2}, {"n": 0},
                          {"inner": "verifier_loop", "n": 2, "resample": "graph"},
                          {"inner": "verifier_loop", "inner_params": "max_rounds=0", "n": 1},

@@ -1,0 +1,103 @@
+"""The LLM judge re-reads stored raw outputs: letters beside the strict ones, resumable, scored, compared."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
+from ragsafe.evals.agreement import cohen_kappa, counts
+from ragsafe.evals.reports.text import text_table
+from ragsafe.evals.score import score_run_dir
+from ragsafe.experiments.config import RunConfig
+from ragsafe.experiments.execute import run
+from ragsafe.experiments.rejudge import judge_path, read_judge, rejudge
+from ragsafe.experiments.store import RunStore
+from ragsafe.llm.client import LLM
+from tests.fault_server import FaultServer
+
+RAWS = ["B", "The answer is (C).", "Subdural haematoma", "I'd go with D", "A or B", "(A) Pneumothorax"]
+
+
+def answerer(body: dict) -> str:
+    """The model under test: a mix of explicit letters, a diagnosis name, a hedge, an implicit choice."""
+    text = body["messages"][-1]["content"]
+    return RAWS[(sum(map(ord, text)) + (body.get("seed") or 0)) % len(RAWS)]
+
+
+def rule_judge(body: dict) -> str:
+    """A judge model in miniature: the last standalone valid capital letter of the reply, unless two differ."""
+    user = body["messages"][-1]["content"]
+    letters = re.search(r"Valid letters: (.*)", user).group(1).split(", ")
+    reply = user.split("<<<\n", 1)[1].rsplit("\n>>>", 1)[0]
+    found = [x for x in re.findall(r"(?<![A-Za-z])([A-Z])(?![a-z])", reply) if x in letters]
+    return json.dumps({"letter": found[-1] if len(set(found)) == 1 else "none"})
+
+
+def make_run(tmp_path, srv) -> str:
+    cfg = RunConfig(graphs=["closed_book", "self_consistency[n=3]"], limit=8, out=str(tmp_path / "runs"), cache="off",
+                    endpoint=EndpointConfig(base_url=srv.base_url, model="fake"), answer=AnswerPolicy())
+    return str(run(cfg, progress=lambda m: None))
+
+
+def test_rejudge_stores_letters_beside_the_strict_ones_resumes_and_scores(tmp_path):
+    with FaultServer(reply=answerer) as model_srv:
+        d = make_run(tmp_path, model_srv)
+    samples_before = (RunStore(d).samples_path).read_bytes()
+    with FaultServer(flavor="llamacpp", reply=rule_judge) as judge_srv:
+        ident = {"model": "judge-fake", "endpoint": "remote", "base_url": judge_srv.base_url}
+        stats = rejudge(d, LLM(judge_srv.base_url, "judge-fake"), judge_id=ident, progress=lambda m: None)
+        assert stats["judged"] == 16 and stats["failed"] == 0
+        judged = read_judge(d)
+        assert len(judged) == 16
+        sc = next(j for (v, _), j in judged.items() if v.startswith("self_consistency"))
+        assert len(sc["sc_ballots"]) == 3 and sc["structured_form"] == ["json_object_schema"]
+        # the rules: explicit letters kept, a diagnosis name is null, two letters are null
+        for j in judged.values():
+            want = {"B": "B", "The answer is (C).": "C", "Subdural haematoma": None, "I'd go with D": "D",
+                    "A or B": None, "(A) Pneumothorax": "A"}[j["raw_output"]]
+            assert j["letter"] == want, j["raw_output"]
+        assert RunStore(d).samples_path.read_bytes() == samples_before  # originals never rewritten
+
+        # an interrupted rejudge: half the lines kept plus a torn one; the same call finishes the rest only
+        lines = judge_path(d).read_text().splitlines(keepends=True)
+        judge_path(d).write_text("".join(lines[:7]) + lines[7][:20])
+        judge_srv.reset_counts()
+        stats = rejudge(d, LLM(judge_srv.base_url, "judge-fake"), judge_id=ident, progress=lambda m: None)
+        assert stats["judged"] == 9
+        assert read_judge(d).keys() == judged.keys()
+        with pytest.raises(ConfigError, match="holds the letters of judge"):
+            rejudge(d, LLM(judge_srv.base_url, "other"), judge_id={**ident, "model": "other"}, progress=lambda m: None)
+
+    strict = score_run_dir(d)
+    judge = score_run_dir(d, letters="judge")
+    assert (tmp_path / "runs").exists() and (RunStore(d).path / "summary.judge.json").exists()
+    recs = {r["question_id"]: r for r in RunStore(d).samples() if r["variant"] == "closed_book"}
+    want_acc = sum(judged[("closed_book", q)]["letter"] == r["answer_key"] for q, r in recs.items()) / len(recs)
+    assert judge["variants"]["closed_book"]["metrics"]["accuracy"]["mean"] == pytest.approx(want_acc)
+    agree = strict["judge_agreement"]["variants"]["closed_book"]["greedy"]
+    s = [recs[q]["letter"] for q in sorted(recs)]
+    g = [judged[("closed_book", q)]["letter"] for q in sorted(recs)]
+    assert agree["kappa"] == pytest.approx(cohen_kappa(s, g)) and agree["n"] == 8
+    assert {k: agree[k] for k in counts(s, g)} == counts(s, g)
+    dis = strict["judge_agreement"]["variants"]["closed_book"]["disagreements"]
+    assert all(d_["strict"] != d_["judge"] and d_["raw_output"] for d_ in dis)
+    text = text_table(strict)
+    assert "Strict parser vs judge" in text and "kappa" in text
+
+
+def test_score_with_judge_letters_needs_a_judge_file(tmp_path):
+    with FaultServer(reply=answerer) as srv:
+        d = make_run(tmp_path, srv)
+    with pytest.raises(ConfigError, match="rejudge"):
+        score_run_dir(d, letters="judge")
+
+
+def test_kappa_and_counts():
+    assert cohen_kappa([], []) is None
+    assert cohen_kappa(["A", None], ["A", None]) == 1.0
+    assert cohen_kappa(["A", "A"], ["A", "A"]) == 1.0  # one category: total agreement
+    c = counts(["A", None, "B", "C", None], ["A", "B", None, "D", None])
+    assert c == {"n": 5, "same_letter": 1, "both_null": 1, "strict_only": 1, "judge_only": 1, "different": 1}
