@@ -83,7 +83,11 @@ def test_rejudge_stores_letters_beside_the_strict_ones_resumes_and_scores(tmp_pa
     assert agree["kappa"] == pytest.approx(cohen_kappa(s, g)) and agree["n"] == 8
     assert {k: agree[k] for k in counts(s, g)} == counts(s, g)
     dis = strict["judge_agreement"]["variants"]["closed_book"]["disagreements"]
+    assert len(dis) == sum(a != b for a, b in zip(s, g))
     assert all(d_["strict"] != d_["judge"] and d_["raw_output"] for d_ in dis)
+    sc_agree = strict["judge_agreement"]["variants"]["self_consistency[n=3]"]
+    assert sc_agree["sc_samples"]["n"] == 8 * 3
+    assert sc_agree["sc_samples"]["different"] + sc_agree["sc_samples"]["judge_only"] > 0  # "I'd go with D" etc.
     text = text_table(strict)
     assert "Strict parser vs judge" in text and "kappa" in text
 
@@ -101,3 +105,24 @@ def test_kappa_and_counts():
     assert cohen_kappa(["A", "A"], ["A", "A"]) == 1.0  # one category: total agreement
     c = counts(["A", None, "B", "C", None], ["A", "B", None, "D", None])
     assert c == {"n": 5, "same_letter": 1, "both_null": 1, "strict_only": 1, "judge_only": 1, "different": 1}
+
+
+def test_cli_rejudge_score_and_report_with_judge_letters(tmp_path, capsys):
+    from ragsafe.cli.main import main
+
+    with FaultServer(reply=answerer) as model_srv:
+        d = make_run(tmp_path, model_srv)
+    with FaultServer(flavor="vllm", reply=lambda b: rule_judge(b) if b.get("_enforced_schema") else "?") as srv:
+        assert main(["rejudge", d, "--judge-base-url", srv.base_url, "--judge-model", "fake"]) == 0
+        assert srv.bodies[0]["response_format"]["type"] == "json_schema"
+    out = capsys.readouterr().out
+    assert "Strict parser vs judge" in out and "--letters judge" in out
+    assert main(["score", d, "--letters", "judge"]) == 0
+    md = tmp_path / "r.md"
+    assert main(["report", d, "--letters", "judge", "--md", str(md)]) == 0
+    text = md.read_text()
+    summary = score_run_dir(d, letters="judge", write=False)
+    n_dis = sum(len(c["disagreements"]) for c in summary["judge_agreement"]["variants"].values())
+    assert "Strict parser vs judge" in text
+    assert ("Where strict parser and judge disagree" in text) == (n_dis > 0)
+    assert main(["score", str(tmp_path / "nope")]) == 2
