@@ -60,6 +60,8 @@ ACTION_SCHEMA = obj_schema({"action": {"type": "string", "enum": ["search", "ans
 PASSAGE_CHARS = 600
 """Characters of each passage the agent sees while deciding (the answer prompt gets whole chunks)."""
 ROUTES = ("auto", "native", "json")
+NATIVE_MAX_TOKENS = 60
+"""Budget of a native decision: a tool call is short; a server that ignores tools writes at most this much."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,7 +131,7 @@ def build(deps: Deps, params: Params):
                 {"role": "user", "content": NATIVE_USER.format(question=q.question.strip(),
                                                                options=format_options(q.options))},
                 *(state.get("tool_messages") or [])]
-        comp = await deps.llm.chat(msgs, temperature=deps.policy.temperature, max_tokens=100,
+        comp = await deps.llm.chat(msgs, temperature=deps.policy.temperature, max_tokens=NATIVE_MAX_TOKENS,
                                    seed=deps.policy.seed, tools=[SEARCH_TOOL, ANSWER_TOOL], tool_choice="required")
         calls = comp.tool_calls or []
         info = {"route": "native", "llm_calls": [call_summary(comp.to_record())]}

@@ -56,6 +56,10 @@ def test_a_local_run_rejudged_by_the_local_server(llm_server, tmp_path):
 
 
 def test_tool_agent_on_llamacpp_takes_the_json_route(e2e_deps, demo_benchmark):
+    import dataclasses
+
+    # the decision prompts carry passages: a longer timeout than the fixture's on a shared machine
+    e2e_deps = dataclasses.replace(e2e_deps, llm=LLM(e2e_deps.llm.base_url, E2E_MODEL, timeout=300, max_retries=1))
     spec = graphs.get("tool_agent")
     app = spec.build(e2e_deps, spec.make_params({"max_steps": 2, "k": 2}))
     q = demo_benchmark.select(limit=1)[0]
