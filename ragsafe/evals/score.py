@@ -66,11 +66,14 @@ def _tool_routes(recs) -> dict[str, Any] | None:
 
 
 def _length_cutoffs(recs) -> dict[str, int]:
-    """Answer calls whose reply hit the token budget (``finish_reason: length``), and their questions."""
+    """Answer calls of a reasoning model cut off by the token budget (``finish_reason: length`` on a reply
+    that carried reasoning), and their questions. A letter answer cut at the paper's 10 tokens ("B. Subdu…")
+    is the paper's design and not counted; every call's finish_reason stays in its trace."""
     calls = questions = 0
     for r in recs:
         n = sum(1 for t in r.get("trace") or [] if t.get("role") == "answer"
-                for c in t.get("llm_calls") or [] if c.get("finish_reason") == "length")
+                for c in t.get("llm_calls") or []
+                if c.get("finish_reason") == "length" and c.get("reasoning_tokens") is not None)
         calls += n
         questions += bool(n)
     return {"calls": calls, "questions": questions}
