@@ -44,7 +44,7 @@ def cmd_rejudge(a) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("rejudge", help="re-read every stored raw output with an LLM judge (letters beside the strict ones)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="the run folder whose raw outputs the judge re-reads")
     judge_args(p, required=True)
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the LLM response cache")
     p.add_argument("--refresh-cache", action="store_true", help="ask the server for everything; overwrite the cache")
