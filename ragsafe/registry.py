@@ -1,8 +1,17 @@
-"""One registry type for graphs, benchmarks, corpora and metrics."""
+"""One registry type for graphs, metrics, retrievers, benchmark formats, benchmarks and corpora.
+
+A registry knows the modules that fill it (``modules``) and imports them on its first lookup, then
+loads the installed plugins (the ``ragsafe.plugins`` entry-point group, once per process), so a
+registry holds the same names whatever module was imported first.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterator, Sequence, TypeVar
+
+from ragsafe import plugins
 
 T = TypeVar("T")
 
@@ -14,18 +23,37 @@ class UnknownName(KeyError):
         return str(self.args[0])
 
 
+def _import_all(spec: str) -> None:
+    """Import ``pkg.module``, or every submodule of ``pkg`` for ``pkg.*``."""
+    if not spec.endswith(".*"):
+        importlib.import_module(spec)
+        return
+    pkg = importlib.import_module(spec[:-2])
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{m.name}")
+
+
 class Registry(Generic[T]):
     """Named entries of one kind.
+
+    Args:
+        kind: what an entry is, for messages ("graph", "metric", ...).
+        modules: the modules that register the built-in entries, imported on the first lookup;
+            ``"pkg.*"`` means every submodule of ``pkg``.
 
     Example:
         >>> graphs = Registry[object]("graph")
         >>> @graphs.register("closed_book")
         ... def build(): ...
+        >>> graphs.names()
+        ['closed_book']
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, modules: Sequence[str] = ()) -> None:
         self.kind = kind
+        self.modules = tuple(modules)
         self._items: dict[str, T] = {}
+        self._populated = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -39,7 +67,16 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
 
+    def _populate(self) -> None:
+        if self._populated:
+            return
+        self._populated = True  # first: a populating module may look names up while it loads
+        for spec in self.modules:
+            _import_all(spec)
+        plugins.load_installed()
+
     def get(self, name: str) -> T:
+        self._populate()
         try:
             return self._items[name]
         except KeyError:
@@ -47,9 +84,11 @@ class Registry(Generic[T]):
             raise UnknownName(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
 
     def __contains__(self, name: object) -> bool:
+        self._populate()
         return name in self._items
 
     def names(self) -> list[str]:
+        self._populate()
         return sorted(self._items)
 
     def __iter__(self) -> Iterator[str]:

@@ -42,6 +42,7 @@ from typing import Any, Callable
 from ragsafe.corpora.poison import is_poison
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics import letter_of
+from ragsafe.graphs.base import spec_of
 
 CATEGORIES = ["error", "abstention", "parse_failure", "poison_captured", "conflict_captured", "retrieval_miss",
               "unattributed", "no_evidence", "reasoning_miss"]
@@ -127,7 +128,8 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
     poison_in = any(is_poison(d) for d in doc_ids)
 
     conflict_via = None
-    if rec.get("graph") == "conflict_evidence" or "evidence_conflict" in sources:
+    spec = spec_of(rec.get("graph"))
+    if "evidence_conflict" in sources or (spec is not None and "evidence_conflict" in spec.needs_fields):
         conflict_via = "condition"
     conflict_chunks: list[str] = []
     text_unavailable = False

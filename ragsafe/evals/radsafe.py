@@ -42,18 +42,14 @@ from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.experiments.runs import LoadedRun, create_run, load_run
-from ragsafe.params import parse_nested, variant_name
+from ragsafe.graphs.base import graphs, spec_of
+from ragsafe.params import variant_name
 
 DATASET = "risk_radiorag"
 RESULTS = Path("phase4_checking_results") / "results"
 CHECKED = "risk_radiorag_checked.jsonl"
 LABELS = Path("datasets") / "risk_radiorag_full_merged.json"
 MANIFEST = "ragsafe_export.json"
-PAPER_BY_GRAPH = {"closed_book": "zero_shot", "clean_evidence": "evidence_clean",
-                  "conflict_evidence": "evidence_conflict", "precomputed_report": "deep_research",
-                  "max_context": "context_max"}
-GRAPH_BY_PAPER = {v: k for k, v in PAPER_BY_GRAPH.items()}
-PAPER_TOP_K = (1, 5, 10)
 
 
 def flat_model(name: str) -> str:
@@ -61,23 +57,15 @@ def flat_model(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("_") or "model"
 
 
-def _inner_params(value: str | dict | None) -> dict:
-    """A wrapper's stored nested params, digits as ints (stored graph params are typed)."""
-    return {k: int(v) if v.isdigit() else v for k, v in parse_nested(value or "").items()}
-
-
 def paper_condition(graph: str, params: dict) -> str | None:
     """The paper's condition name when this graph variant *is* that condition, else None.
 
-    Self-consistency over a paper condition is that condition (the paper ran greedy and 20 samples
-    per condition).
+    Read from the graph's spec (``paper_condition``). Self-consistency over a paper condition is
+    that condition (the paper ran greedy and 20 samples per condition). A graph not registered here
+    (a plugin not loaded) is no paper condition.
     """
-    if graph == "self_consistency":
-        return paper_condition(params.get("inner", "closed_book"), _inner_params(params.get("inner_params", "")))
-    if graph == "standard_rag":
-        k, query = params.get("k"), params.get("query", "question")
-        return f"top_{k}" if k in PAPER_TOP_K and query == "question" else None
-    return PAPER_BY_GRAPH.get(graph)
+    spec = spec_of(graph)
+    return spec.condition(params) if spec else None
 
 
 def _confirmed(v: Any) -> str | None:
@@ -168,7 +156,7 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
             variants = r.run.get("variants") or {}
             names: dict[str, str] = {}
             # SC variants claim the paper's name first (they carry greedy and stochastic, like the paper's runs)
-            for v, info in sorted(variants.items(), key=lambda kv: kv[1].get("graph") != "self_consistency"):
+            for v, info in sorted(variants.items(), key=lambda kv: not _wraps(kv[1].get("graph"))):
                 cond = paper_condition(info.get("graph") or variant_name(v), info.get("params") or {}) or v
                 if cond in conds or cond in names.values():
                     cond = v  # a second variant that is the same paper condition keeps its own label
@@ -225,12 +213,17 @@ def _question_from_labels(rec: dict, answer: str | None = None) -> dict:
     return out
 
 
+def _wraps(graph: str | None) -> bool:
+    spec = spec_of(graph)
+    return bool(spec and spec.wraps)
+
+
 def _graph_for(cond: str) -> tuple[str, dict]:
-    m = re.fullmatch(r"top_(\d+)", cond)
-    if m:
-        return "standard_rag", {"k": int(m.group(1)), "query": "question"}
-    if cond in GRAPH_BY_PAPER:
-        return GRAPH_BY_PAPER[cond], {}
+    """The graph (and params) that is the paper's condition ``cond``, from the graph specs."""
+    for name in graphs.names():
+        params = graphs.get(name).params_for_condition(cond)
+        if params is not None:
+            return name, params
     return variant_name(cond), {}
 
 

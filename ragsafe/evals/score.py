@@ -22,12 +22,11 @@ from ragsafe.evals import attribution, calibration, net_benefit, selective, stat
 from ragsafe.evals.metrics import Options, metric_names, metrics, na_reason, per_question, select
 from ragsafe.evals.safety import analyze_safety
 from ragsafe.experiments.runs import (
-    CEILING,
-    FLOOR,
     Arm,
     corpus_chunk_texts,
     graph_of,
     load_run,
+    reference,
     run_arms,
     write_summary,
 )
@@ -94,10 +93,10 @@ def default_pairs(arms: list[Arm]) -> list[tuple[str, str]]:
     for a in arms:
         by_model.setdefault(_model_of(a), []).append(a)
     for group in by_model.values():
-        refs = [a for a in group if a.graph in (FLOOR, CEILING)]
+        refs = [a for a in group if a.role in ("floor", "ceiling")]
         for ref in refs:
             for a in group:
-                if a is ref or (a.graph == FLOOR and ref.graph == CEILING):
+                if a is ref or (a.role == "floor" and ref.role == "ceiling"):
                     continue  # ceiling vs floor is reported once, as ceiling vs floor
                 pairs.append((a.key, ref.key))
     return pairs
@@ -229,21 +228,21 @@ def _gap_closed(out: dict, arms: list[Arm], values: dict, idx: np.ndarray) -> No
     for a in arms:
         by_model.setdefault(_model_of(a), []).append(a)
     for group in by_model.values():
-        floor = next((a for a in group if a.graph == FLOOR and a.key in values), None)
-        ceil = next((a for a in group if a.graph == CEILING and a.key in values), None)
+        floor = next((a for a in group if a.role == "floor" and a.key in values), None)
+        ceil = next((a for a in group if a.role == "ceiling" and a.key in values), None)
         for a in group:
             cell = out["variants"][a.key]
-            if a.key not in values or a.graph in (FLOOR, CEILING):
+            if a.key not in values or a.role in ("floor", "ceiling"):
                 continue
             if floor is None or ceil is None:
-                cell["gap_closed"] = {"_reason": f"needs {FLOOR} and {CEILING} of the same model"}
+                cell["gap_closed"] = {"_reason": f"needs {reference('floor')} and {reference('ceiling')} of the same model"}
                 continue
             gc = {}
             for m, v in values[a.key].items():
                 f, c = values[floor.key].get(m), values[ceil.key].get(m)
                 if v is None or f is None or c is None or metrics.get(m).higher_is_better is None:
                     continue
-                gc[m] = stats.gap_closed(v, f, c, idx, refs=(FLOOR, CEILING))
+                gc[m] = stats.gap_closed(v, f, c, idx, refs=(floor.graph, ceil.graph))
             cell["gap_closed"] = gc
             cell["gap_refs"] = {"floor": floor.key, "ceiling": ceil.key}
 

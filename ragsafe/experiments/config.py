@@ -61,7 +61,9 @@ class RunConfig:
     bootstrap_seed: int = BOOTSTRAP_SEED
     """Seed of the shared bootstrap index matrix."""
     graph_modules: list[str] = dataclasses.field(default_factory=list)
-    """Extra modules/files whose @graph factories to register."""
+    """Extra modules/files whose @graph factories to register (the older name of ``plugins``)."""
+    plugins: list[str] = dataclasses.field(default_factory=list)
+    """Plugins to load first: .py files or module names that register graphs, metrics, retrievers, ..."""
     cache: str = "use"
     """LLM response cache: "use" (read and write), "refresh" (ask the server, overwrite), "off"."""
 

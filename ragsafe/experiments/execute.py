@@ -406,7 +406,7 @@ def _run_record(job: RunJob, live: dict[str, Any], index_info: dict | None) -> R
         "config": dataclasses.asdict(cfg) | {"endpoint": dataclasses.asdict(ep)},
         "identity": p["identity"],
         "variants": {v.label: {"graph": v.spec.name, "params": dataclasses.asdict(v.params),
-                               "overrides": v.overrides, "paper_condition": v.spec.paper_condition}
+                               "overrides": v.overrides, "paper_condition": v.spec.condition(v.params)}
                      for v in p["variants"]},
         "benchmark": {"spec": cfg.benchmark, "name": p["bench"].name, "files": p["bench"].files,
                       "hash": p["identity"]["benchmark"]["hash"], "n_records": p["bench"].n_records,

@@ -16,21 +16,28 @@ from ragsafe.experiments.endpoints import Endpoint
 from ragsafe.experiments.shards import Shard, run_dir_for
 from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.variants import Variant, resolve_variants
-from ragsafe.graphs import load_graph_module
+from ragsafe.graphs.base import GraphSpec
+from ragsafe.plugins import load_plugins
 
-EVIDENCE_NEEDS = {"clean_evidence": "evidence_clean", "conflict_evidence": "evidence_conflict",
-                  "precomputed_report": "agentic_report", "mixed_evidence": ("evidence_clean", "evidence_conflict"),
-                  "rag_plus_clean": "evidence_clean"}
+
+def required_fields(spec: GraphSpec, params: Any) -> dict[str, str]:
+    """Question field -> the graph that reads it, for a variant (a wrapper adds its inner graph's)."""
+    out = {f: spec.name for f in spec.needs_fields}
+    inner = spec.inner(params)
+    if inner:
+        ispec, overrides = inner
+        out.update({f: g for f, g in required_fields(ispec, ispec.make_params(overrides)).items() if f not in out})
+    return out
 
 
 def condition_problems(bench: Benchmark, questions: list[Question], variants: list[Variant]) -> list[Problem]:
-    """Questions that lack the evidence a chosen graph needs."""
+    """Questions that lack a field a chosen graph reads (its spec's ``needs_fields``)."""
     out = []
     for v in variants:
-        fields = EVIDENCE_NEEDS.get(v.spec.name) or ()
-        for field, q in ((f, q) for f in ((fields,) if isinstance(fields, str) else fields) for q in questions):
-            if not getattr(q, field):
-                out.append(q.problem(field, f"graph {v.spec.name} needs {field}, which this question lacks"))
+        for field, name in required_fields(v.spec, v.params).items():
+            for q in questions:
+                if not getattr(q, field, None):
+                    out.append(q.problem(field, f"graph {name} needs {field}, which this question lacks"))
     return out
 
 
@@ -43,8 +50,8 @@ def docs_hash(docs) -> str:
 
 def plan(cfg: RunConfig) -> dict[str, Any]:
     """Resolve a config without touching any model: variants, questions, problems, hash."""
-    for mod in cfg.graph_modules:
-        load_graph_module(mod)
+    load_plugins(cfg.graph_modules, flag="--graph-module")
+    load_plugins(cfg.plugins)
     variants = resolve_variants(cfg.graphs, cfg.sets, cfg.grids)
     bench = load_benchmark(cfg.benchmark)
     problems = list(bench.problems)

@@ -21,16 +21,16 @@ from ragsafe.corpora.schema import Question
 from ragsafe.defaults import CHUNK_OVERLAP, CHUNK_SIZE
 from ragsafe.evals.attribution import ChunkText
 from ragsafe.experiments.store import RunStore
+from ragsafe.graphs.base import graphs_with_role, role_of
 from ragsafe.params import variant_name
 from ragsafe.records import RunManifest, SampleRecord, as_manifest, as_sample
 
-FLOOR, CEILING = "closed_book", "clean_evidence"
-"""The graphs every other graph is measured against (gap closed, default comparisons, table marks)."""
+__all__ = ["Arm", "LoadedRun", "reference", "role_of"]  # role_of: "floor", "ceiling" or None, from the graph's spec
 
 
-def role_of(graph: str) -> str | None:
-    """"floor", "ceiling" or None: the role of ``graph`` in every comparison and table."""
-    return {FLOOR: "floor", CEILING: "ceiling"}.get(graph)
+def reference(role: str) -> str:
+    """The graph(s) with this role (e.g. ``closed_book`` for "floor"), for labels and messages."""
+    return " or ".join(graphs_with_role(role)) or f"the {role}"
 
 
 @dataclasses.dataclass
@@ -46,6 +46,11 @@ class Arm:
     poisoned: bool = False
     """The run retrieved from a poisoned corpus (``--poison``); in a multi-run analysis its key ends in
     ``+poison``, so it pairs with the same graph on the clean corpus."""
+
+    @property
+    def role(self) -> str | None:
+        """"floor", "ceiling" or None: read from the graph's spec (a graph not registered has none)."""
+        return role_of(self.graph)
 
 
 def graph_of(variant: str, records: Iterable[SampleRecord | dict] = ()) -> str:
@@ -71,8 +76,8 @@ class LoadedRun:
     def variants(self) -> list[str]:
         """Variant labels, floor and ceiling first, then by label (run.json's key order is not kept)."""
         vs = self.run.variants
-        role = {FLOOR: 0, CEILING: 1}
-        return sorted(vs, key=lambda v: (role.get(vs[v].graph or variant_name(v), 2), v))
+        rank = {"floor": 0, "ceiling": 1}
+        return sorted(vs, key=lambda v: (rank.get(role_of(vs[v].graph or variant_name(v)), 2), v))
 
 
 def load_run(run_dir: str | Path, letters: str = "strict") -> LoadedRun:

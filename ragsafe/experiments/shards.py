@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ragsafe.config import ConfigError
 from ragsafe.corpora.schema import Question
+from ragsafe.evals.score import score_run_dir
+from ragsafe.experiments.index import RunIndex
 from ragsafe.experiments.store import RunStore
 from ragsafe.records import RunManifest, SampleRecord
 
@@ -73,8 +75,6 @@ def merge_shards(sources: list[str | Path], out: str | Path, *, partial: bool = 
     would have made (``out/run-HASH``), so running the sweep again there finds nothing to do. An
     existing merged folder is extended: records it holds are kept, new ones appended.
     """
-    from ragsafe.experiments.index import RunIndex
-
     groups = _shard_groups(sources)
     merged = [_merge_group(h, members, out, _shard_count(h, members, sources, partial)) for h, members in groups.items()]
     RunIndex(Path(out)).refresh()
@@ -127,8 +127,6 @@ def _new_records(store: RunStore, members: list[tuple[Path, RunManifest]]) -> li
 
 
 def _merge_group(h: str, members: list[tuple[Path, RunManifest]], out: str | Path, n: int) -> Path:
-    from ragsafe.experiments.execute import score_run
-
     first = members[0][1]
     target = run_dir_for(out, h)
     store = RunStore(target)
@@ -145,5 +143,5 @@ def _merge_group(h: str, members: list[tuple[Path, RunManifest]], out: str | Pat
         store.write_run(run_rec)
         store.append_many(recs)
         store.compact()
-    score_run(target, allow_errors=bool(first.config.get("allow_errors")))
+    score_run_dir(target, allow_errors=bool(first.config.get("allow_errors")))
     return target

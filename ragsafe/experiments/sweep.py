@@ -37,9 +37,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import difflib
-import functools
 import hashlib
-import inspect
 import itertools
 import json
 from pathlib import Path
@@ -62,17 +60,17 @@ from ragsafe.experiments.sweep_schema import (
     describe,
     parse_sweep_file,
 )
-from ragsafe.graphs import graphs, load_graph_module
-from ragsafe.params import ParamSyntaxError, format_nested, format_value, format_variant, parse_nested, parse_variant
+from ragsafe.graphs import graphs
+from ragsafe.graphs.self_consistency import NAME as SC_GRAPH
+from ragsafe.params import ParamSyntaxError, format_nested, format_value, format_variant, parse_variant
+from ragsafe.plugins import PluginError, load_plugin
+from ragsafe.retrievers.registry import BUILTIN as BUILTIN_RETRIEVERS
+from ragsafe.retrievers.registry import check_retriever
 
 TOP_KEYS = describe(SweepFile)
 ENDPOINT_KEYS = describe(EndpointSpec)
 GRAPH_KEYS = describe(GraphTable)
 SC_KEYS = describe(SelfConsistencySpec)
-
-FIXED_CALLS = {"closed_book": 1, "clean_evidence": 1, "conflict_evidence": 1, "standard_rag": 1,
-               "precomputed_report": 1}
-"""LLM calls per question of the built-in single-call graphs (others declare their own)."""
 
 
 @dataclasses.dataclass
@@ -177,15 +175,16 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
     what needs the registries and the relations between keys."""
     f = parse_sweep_file(path, data)
     modules = []
-    for mod in f.graph_modules:
-        if mod.endswith(".py") and not Path(mod).exists() and (path.parent / mod).exists():
-            mod = str(path.parent / mod)  # a file named relative to the sweep file
-        try:
-            load_graph_module(mod)
-        except (ImportError, FileNotFoundError, ValueError) as e:
-            raise _fail(path, "graph_modules", f"cannot load {mod!r} ({e})",
-                        "give an importable module or an existing .py file") from None
-        modules.append(mod)
+    for key, mods in (("graph_modules", f.graph_modules), ("plugins", f.plugins)):
+        for mod in mods:
+            if mod.endswith(".py") and not Path(mod).exists() and (path.parent / mod).exists():
+                mod = str(path.parent / mod)  # a file named relative to the sweep file
+            try:
+                load_plugin(mod, flag=key)
+            except PluginError as e:
+                raise _fail(path, key, f"cannot load {mod!r} ({e})",
+                            "give an importable module or an existing .py file") from None
+            modules.append(mod)
     # loaded here, once per process: the runs' configs do not load them again
     from ragsafe.corpora.benchmark import benchmarks
     from ragsafe.corpora.documents import corpora
@@ -218,6 +217,13 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
         except ConfigError as e:
             raise _fail(path, "embedder", str(e), "write embedder: all-MiniLM-L6-v2, a model folder, or a table "
                         "{name: FOLDER, device: cuda}") from None
+    if f.retriever is not None:
+        try:
+            check_retriever(f.retriever)
+        except (ConfigError, KeyError) as e:  # KeyError: an unknown name (the message lists the valid ones)
+            raise _fail(path, "retriever", str(e), f"use one of {', '.join(BUILTIN_RETRIEVERS)}, a plugin's, "
+                                                   "or module:factory") from None
+        base["retriever"] = f.retriever
     endpoints = _endpoints(path, f.endpoints)
     specs = _graphs(path, f) + _self_consistency(path, f.self_consistency)
     if not specs:
@@ -331,37 +337,40 @@ def _graphs(path: Path, f: SweepFile) -> list[str]:
 
 
 def _self_consistency(path: Path, sc: SelfConsistencySpec | None) -> list[str]:
+    """Variants of the ``self_consistency:`` section (named after its graph): that graph over each of ``over``."""
     if sc is None:
         return []
+    if SC_GRAPH not in graphs:
+        raise _fail(path, SC_GRAPH, f"no graph named {SC_GRAPH} is registered", "remove the section")
+    spec = graphs.get(SC_GRAPH)
+    inner_key, nested_key = spec.wraps.graph, spec.wraps.params
     if sc.inner_params is not None:
-        raise _fail(path, "self_consistency.inner_params", "inner params go with each wrapped graph",
+        raise _fail(path, f"{SC_GRAPH}.{nested_key}", "inner params go with each wrapped graph",
                     "write over: ['standard_rag[k=5]'] instead")
-    if "self_consistency" not in graphs:
-        raise _fail(path, "self_consistency", "no graph named self_consistency is registered", "remove the section")
     if not sc.over:
-        raise _fail(path, "self_consistency.over", "missing", "list the graphs to wrap, e.g. over: [closed_book]")
+        raise _fail(path, f"{SC_GRAPH}.over", "missing", "list the graphs to wrap, e.g. over: [closed_book]")
     axes = []
     for k in ("n", "temperature", "resample"):
         vals = getattr(sc, k)
         if vals is not None:
             if not vals:
-                raise _fail(path, f"self_consistency.{k}", "empty list", f"give at least one value for {k}")
-            axes.append([(k, _value(path, v, f"self_consistency.{k}")) for v in vals])
+                raise _fail(path, f"{SC_GRAPH}.{k}", "empty list", f"give at least one value for {k}")
+            axes.append([(k, _value(path, v, f"{SC_GRAPH}.{k}")) for v in vals])
     specs = []
     for i, inner in enumerate(sc.over):
-        where = f"self_consistency.over[{i}]"
+        where = f"{SC_GRAPH}.over[{i}]"
         name, inline = _split_inline(path, inner, where)
-        if name == "self_consistency":
-            raise _fail(path, where, "self_consistency cannot wrap itself", "wrap another graph")
+        if name == SC_GRAPH:
+            raise _fail(path, where, f"{SC_GRAPH} cannot wrap itself", "wrap another graph")
         _check_params(path, name, inline, where)
         try:
-            nested = {"inner_params": format_nested(inline)} if inline else {}
+            nested = {nested_key: format_nested(inline)} if inline else {}
         except ParamSyntaxError as e:
             raise _fail(path, where, e.problem, e.fix) from None
         for combo in itertools.product(*axes) if axes else [()]:
-            p = {"inner": name, **nested, **dict(combo)}
-            _check_params(path, "self_consistency", p, where)
-            specs.append(format_variant("self_consistency", dict(sorted(p.items()))))
+            p = {inner_key: name, **nested, **dict(combo)}
+            _check_params(path, SC_GRAPH, p, where)
+            specs.append(format_variant(SC_GRAPH, dict(sorted(p.items()))))
     return specs
 
 
@@ -371,43 +380,13 @@ def expected_calls(spec: Any, params: Any, n_options: int | None = None) -> tupl
     """(fewest, most) LLM calls one question makes in this graph; None when the graph does not say.
 
     A graph tells by a method ``expected_llm_calls(n_options=None)`` on its params returning an int
-    or a (low, high) pair; the built-in single-call graphs are known here. The bounds hold for any LLM
+    or a (low, high) pair (see :meth:`GraphSpec.expected_calls`). The bounds hold for any LLM
     replies (unparseable ones included) when every search returns the hits it asks for. Where calls
     are per option, ``n_options`` gives the question's option count; None: any count within the
     benchmark's limits. A method without an ``n_options`` parameter (an older user graph) is called
     without it.
     """
-    hook = getattr(params, "expected_llm_calls", None)
-    if callable(hook):
-        r = hook(n_options=n_options) if n_options is not None and _takes_n_options(hook) else hook()
-        return (r, r) if isinstance(r, int) else (int(r[0]), int(r[1]))
-    if spec.name == "self_consistency":
-        inner = graphs.get(params.inner)
-        got = expected_calls(inner, inner.make_params(parse_nested(params.inner_params)), n_options)
-        if got is None:
-            return None
-        n = params.n
-        if getattr(params, "resample", "answer") == "graph":
-            return got[0] * (1 + n), got[1] * (1 + n)
-        return got[0] + n, got[1] + n
-    if spec.name in FIXED_CALLS:
-        return FIXED_CALLS[spec.name], FIXED_CALLS[spec.name]
-    return None
-
-
-def _takes_n_options(hook: Callable) -> bool:
-    """Whether an ``expected_llm_calls`` method accepts ``n_options`` (inspected once per function)."""
-    return _accepts_n_options(getattr(hook, "__func__", hook))
-
-
-@functools.lru_cache(maxsize=None)
-def _accepts_n_options(fn: Callable) -> bool:
-    try:
-        ps = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "n_options" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-               or p.kind is p.VAR_KEYWORD for p in ps)
+    return spec.expected_calls(params, n_options)
 
 
 def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dict], dict]:

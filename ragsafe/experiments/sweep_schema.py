@@ -145,12 +145,17 @@ class SweepFile(_Table):
     out: Text = Field("runs", examples=["runs"], description="folder that holds the run folders (default: runs)")
     skip_invalid: bool = Field(False, description="true to run without the benchmark's invalid records")
     allow_errors: bool = Field(False, description="true to report metrics for variants with error samples")
-    graph_modules: list[Text] = Field([], examples=["[my_graphs.py]"],
-                                      description="list of modules or .py files with your own @graph factories")
+    plugins: list[Text] = Field([], examples=["[my_graphs.py]"],
+                                description="list of .py files or modules that register your own graphs, metrics, "
+                                            "retrievers, ...")
+    graph_modules: list[Text] = Field([], examples=["[my_graphs.py]"], description="the older name of plugins")
+    retriever: Text | None = Field(None, examples=["hybrid"],
+                                   description="what retrieving graphs search: NAME, NAME[key=value,...] or "
+                                               "module:factory (default: chroma)")
     bootstrap: BootstrapSpec = Field(BootstrapSpec(), examples=[f"{{B: {BOOTSTRAP_B}, seed: {BOOTSTRAP_SEED}}}"],
                                      description=f"{{B: {BOOTSTRAP_B}, seed: {BOOTSTRAP_SEED}}}")
 
-    _lists = field_validator("seeds", "endpoints", "graphs", "graph_modules", mode="before")(_listify)
+    _lists = field_validator("seeds", "endpoints", "graphs", "graph_modules", "plugins", mode="before")(_listify)
 
 
 def describe(model: type[BaseModel]) -> dict[str, str]:

@@ -21,12 +21,15 @@ worth ~2-5 ms of CPU per sample against a model call's hundreds.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import inspect
 import operator
+import textwrap
 import time
 import typing
-from typing import Annotated, Any, Callable, TypedDict
+from typing import Annotated, Any, Callable, Mapping, TypedDict
 
 from langchain_core.documents import Document
 
@@ -34,6 +37,7 @@ from ragsafe.agents import answer as answer_agent
 from ragsafe.config import AnswerPolicy, ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.llm.client import LLM
+from ragsafe.params import parse_nested
 from ragsafe.registry import Registry
 from ragsafe.retrievers.base import Retriever
 
@@ -68,14 +72,46 @@ class Deps:
     """The benchmark's questions (graphs that draw distractors from other questions read them)."""
 
 
+ROLES = ("floor", "ceiling")
+"""Reference roles: every other graph is compared against its model's floor and ceiling."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Wraps:
+    """Where a wrapper graph (e.g. self-consistency) names the graph it wraps, in its params."""
+
+    graph: str = "inner"
+    """The param holding the inner graph's name."""
+    params: str = "inner_params"
+    """The param holding the inner graph's params (a mapping, or the text "key=value;key=value")."""
+
+
+def _field(params: Any, name: str, default: Any = None) -> Any:
+    return params.get(name, default) if isinstance(params, Mapping) else getattr(params, name, default)
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphSpec:
+    """A registered graph and everything the rest of ragsafe needs to know about it.
+
+    Code outside ``graphs/`` reads these fields instead of testing graph names.
+    """
+
     name: str
     build: Callable[..., Any]
     params: type
     needs_retriever: bool | Callable[[Any], bool] = False
-    paper_condition: str | None = None
+    paper_condition: str | Callable[[Mapping[str, Any]], str | None] | None = None
+    """The paper's condition this graph is (RadSaFE export), or a function of the recorded params."""
     doc: str = ""
+    role: str | None = None
+    """"floor" or "ceiling": the reference every other graph of the same model is compared against."""
+    needs_fields: tuple[str, ...] = ()
+    """Question fields every question must have (checked up front, before any LLM call)."""
+    paper_params: Callable[[str], dict[str, Any] | None] | None = None
+    """For a params-dependent ``paper_condition``: condition name -> params (RadSaFE import)."""
+    wraps: Wraps | None = None
+    """For a wrapper graph: which params name the inner graph and its params."""
 
     def make_params(self, overrides: dict[str, Any] | None = None):
         return parse_params(self.params, overrides or {}, where=self.name)
@@ -85,8 +121,92 @@ class GraphSpec:
         nr = self.needs_retriever
         return bool(nr(params) if callable(nr) else nr)
 
+    def inner(self, params: Any) -> tuple["GraphSpec", dict[str, str]] | None:
+        """A wrapper's inner graph and its param overrides (params: a dataclass or recorded dict)."""
+        if self.wraps is None:
+            return None
+        name = _field(params, self.wraps.graph) or _default(self.params, self.wraps.graph)
+        return graphs.get(name), parse_nested(_field(params, self.wraps.params, "") or "")
 
-graphs: Registry[GraphSpec] = Registry("graph")
+    def condition(self, params: Any) -> str | None:
+        """The paper's condition name when this variant *is* that condition, else None.
+
+        A wrapper is its inner graph's condition (the paper ran greedy and sampled answers per condition).
+        """
+        if self.wraps is not None:
+            spec, overrides = self.inner(params)
+            if spec.wraps is not None:
+                return None
+            try:
+                return spec.condition(spec.make_params(overrides))
+            except ConfigError:
+                return None
+        pc = self.paper_condition
+        if callable(pc):
+            values = params if isinstance(params, Mapping) else dataclasses.asdict(params)
+            return pc(values)
+        return pc
+
+    def params_for_condition(self, condition: str) -> dict[str, Any] | None:
+        """The params that make this graph the paper's ``condition``; None when it never is."""
+        if self.paper_params is not None:
+            return self.paper_params(condition)
+        return {} if isinstance(self.paper_condition, str) and self.paper_condition == condition else None
+
+    def expected_calls(self, params: Any, n_options: int | None = None) -> tuple[int, int] | None:
+        """(fewest, most) LLM calls one question makes; None when the graph does not say.
+
+        A graph tells by a method ``expected_llm_calls(n_options=None)`` on its params returning an
+        int, a (low, high) pair or None. Where calls are per option, ``n_options`` is the question's
+        option count (None: any count within the benchmark's limits); a method without that
+        parameter (an older user graph) is called without it.
+        """
+        hook = getattr(params, "expected_llm_calls", None)
+        if not callable(hook):
+            return None
+        r = hook(n_options=n_options) if n_options is not None and _takes_n_options(hook) else hook()
+        if r is None:
+            return None
+        return (r, r) if isinstance(r, int) else (int(r[0]), int(r[1]))
+
+
+def _default(cls: type, name: str) -> Any:
+    f = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+    return None if f is None or f.default is dataclasses.MISSING else f.default
+
+
+def _takes_n_options(hook: Callable) -> bool:
+    """Whether an ``expected_llm_calls`` method accepts ``n_options`` (inspected once per function)."""
+    return _accepts_n_options(getattr(hook, "__func__", hook))
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts_n_options(fn: Callable) -> bool:
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "n_options" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               or p.kind is p.VAR_KEYWORD for p in ps)
+
+
+graphs: Registry[GraphSpec] = Registry("graph", modules=("ragsafe.graphs.*",))
+
+
+def spec_of(name: str | None) -> GraphSpec | None:
+    """The spec of a registered graph, None for a name not registered (e.g. a plugin not loaded)."""
+    return graphs.get(name) if name and name in graphs else None
+
+
+def role_of(name: str | None) -> str | None:
+    """"floor", "ceiling" or None for the graph ``name``."""
+    spec = spec_of(name)
+    return spec.role if spec else None
+
+
+def graphs_with_role(role: str) -> list[str]:
+    """Registered graphs with this role, by name."""
+    return [n for n in graphs.names() if graphs.get(n).role == role]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,18 +214,40 @@ class NoParams:
     pass
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OneAnswer(NoParams):
+    """No params, and one LLM call per question: the answer."""
+
+    def expected_llm_calls(self, n_options: int | None = None) -> int:
+        return 1
+
+
 def graph(name: str, *, params: type = NoParams, needs_retriever: bool | Callable[[Any], bool] = False,
-          paper_condition: str | None = None):
+          paper_condition: str | Callable[[Mapping[str, Any]], str | None] | None = None,
+          role: str | None = None, needs_fields: tuple[str, ...] | list[str] = (),
+          paper_params: Callable[[str], dict[str, Any] | None] | None = None, wraps: Wraps | None = None):
     """Register a graph factory under ``name``.
+
+    Args:
+        params: the frozen dataclass of its params (a docstring under each field).
+        needs_retriever: whether it searches (or a function of its params, for a wrapper).
+        paper_condition: the paper's condition it reproduces (a name, or a function of its params).
+        role: "floor" or "ceiling" for a reference graph.
+        needs_fields: question fields it reads (e.g. ``("evidence_clean",)``), checked before a run.
+        paper_params: condition name -> params, when ``paper_condition`` depends on params.
+        wraps: for a wrapper, the params that name the inner graph.
 
     Example:
         >>> @graph("my_rag", params=MyParams, needs_retriever=True)   # doctest: +SKIP
         ... def build(deps: Deps, params: MyParams): ...
     """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"graph {name!r}: role={role!r}; choose one of {', '.join(ROLES)} or None")
 
     def deco(fn):
         doc = fn.__doc__ or (fn.__module__ and __import__(fn.__module__, fromlist=["_"]).__doc__) or ""
-        graphs.add(name, GraphSpec(name, fn, params, needs_retriever, paper_condition, doc.strip()))
+        graphs.add(name, GraphSpec(name, fn, params, needs_retriever, paper_condition, doc.strip(), role,
+                                   tuple(needs_fields), paper_params, wraps))
         return fn
 
     return deco
@@ -113,10 +255,6 @@ def graph(name: str, *, params: type = NoParams, needs_retriever: bool | Callabl
 
 def param_docs(cls: type) -> dict[str, str]:
     """Field docstrings (the string literal under each field) of a params dataclass."""
-    import ast
-    import inspect
-    import textwrap
-
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):

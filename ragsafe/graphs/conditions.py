@@ -10,7 +10,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, NoParams, State, graph, make_answer_node, traced
+from ragsafe.graphs.base import Deps, OneAnswer, State, graph, make_answer_node, traced
 
 
 def _evidence_graph(deps: Deps, field: str | None):
@@ -35,19 +35,21 @@ def _evidence_graph(deps: Deps, field: str | None):
     return builder.compile()
 
 
-@graph("closed_book", params=NoParams, paper_condition="zero_shot")
-def closed_book(deps: Deps, params: NoParams):
+@graph("closed_book", params=OneAnswer, paper_condition="zero_shot", role="floor")
+def closed_book(deps: Deps, params: OneAnswer):
     """Question and options only: the closed-book floor."""
     return _evidence_graph(deps, None)
 
 
-@graph("clean_evidence", params=NoParams, paper_condition="evidence_clean")
-def clean_evidence(deps: Deps, params: NoParams):
+@graph("clean_evidence", params=OneAnswer, paper_condition="evidence_clean", role="ceiling",
+       needs_fields=("evidence_clean",))
+def clean_evidence(deps: Deps, params: OneAnswer):
     """The clinician clean evidence as context: the ceiling."""
     return _evidence_graph(deps, "evidence_clean")
 
 
-@graph("conflict_evidence", params=NoParams, paper_condition="evidence_conflict")
-def conflict_evidence(deps: Deps, params: NoParams):
+@graph("conflict_evidence", params=OneAnswer, paper_condition="evidence_conflict",
+       needs_fields=("evidence_conflict",))
+def conflict_evidence(deps: Deps, params: OneAnswer):
     """Misleading evidence that points to one wrong option."""
     return _evidence_graph(deps, "evidence_conflict")

@@ -50,7 +50,7 @@ def need(q, field: str) -> str:
     return text
 
 
-@graph("mixed_evidence", params=Params)
+@graph("mixed_evidence", params=Params, needs_fields=("evidence_clean", "evidence_conflict"))
 def build(deps: Deps, params: Params):
     @traced("context")
     async def context(state: State) -> dict:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, NoParams, State, graph, make_answer_node, traced
+from ragsafe.graphs.base import Deps, OneAnswer, State, graph, make_answer_node, traced
 
 
-@graph("precomputed_report", params=NoParams, paper_condition="deep_research")
-def build(deps: Deps, params: NoParams):
+@graph("precomputed_report", params=OneAnswer, paper_condition="deep_research",
+       needs_fields=("agentic_report",))
+def build(deps: Deps, params: OneAnswer):
     """The benchmark's pre-computed research report as context, then answer."""
 
     @traced("report")

@@ -50,7 +50,7 @@ def slot(seed: int | None, question_id: str, n_chunks: int) -> int:
     return int(h[:8], 16) % (n_chunks + 1)
 
 
-@graph("rag_plus_clean", params=Params, needs_retriever=True)
+@graph("rag_plus_clean", params=Params, needs_retriever=True, needs_fields=("evidence_clean",))
 def build(deps: Deps, params: Params):
     @traced("retrieve")
     async def retrieve(state: State) -> dict:

@@ -26,8 +26,10 @@ from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, State, as_node, call_info, graph, graphs, traced
+from ragsafe.graphs.base import Deps, State, Wraps, as_node, call_info, graph, graphs, traced
 from ragsafe.params import nested_text, parse_nested
+
+NAME = "self_consistency"
 
 
 class SCState(State, total=False):
@@ -102,8 +104,8 @@ class Params:
             raise ValueError(f"resample={self.resample!r}: choose 'answer' or 'graph'")
         if self.seed_rule not in SEED_RULES:
             raise ValueError(f"seed_rule={self.seed_rule!r}: choose one of {sorted(SEED_RULES)}")
-        if self.inner == "self_consistency":
-            raise ValueError("inner=self_consistency: self-consistency cannot wrap itself")
+        if self.inner == NAME:
+            raise ValueError(f"inner={NAME}: self-consistency cannot wrap itself")
         try:
             object.__setattr__(self, "inner_params", nested_text(self.inner_params))
         except ConfigError as e:
@@ -114,13 +116,23 @@ class Params:
         """The inner graph's params as key -> text value."""
         return parse_nested(self.inner_params)
 
+    def expected_llm_calls(self, n_options: int | None = None) -> tuple[int, int] | None:
+        """The inner graph's calls, plus ``n`` answers ("answer") or ``n`` more runs of it ("graph")."""
+        spec = graphs.get(self.inner)
+        got = spec.expected_calls(spec.make_params(self.inner_overrides), n_options)
+        if got is None:
+            return None
+        if self.resample == "graph":
+            return got[0] * (1 + self.n), got[1] * (1 + self.n)
+        return got[0] + self.n, got[1] + self.n
+
 
 def _inner_retrieves(params: Params) -> bool:
     spec = graphs.get(params.inner)
     return spec.retrieves(spec.make_params(params.inner_overrides))
 
 
-@graph("self_consistency", params=Params, needs_retriever=_inner_retrieves)
+@graph(NAME, params=Params, needs_retriever=_inner_retrieves, wraps=Wraps(graph="inner", params="inner_params"))
 def build(deps: Deps, params: Params):
     spec = graphs.get(params.inner)
     inner_params = spec.make_params(params.inner_overrides)

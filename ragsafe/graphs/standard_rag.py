@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from langgraph.graph import END, START, StateGraph
 
@@ -31,6 +32,24 @@ class Params:
             raise ValueError(f"k={self.k}: must be >= 1")
         check_query(self.query)
 
+    def expected_llm_calls(self, n_options: int | None = None) -> int:
+        """1: the answer (retrieval makes no LLM call)."""
+        return 1
+
+
+PAPER_TOP_K = (1, 5, 10)
+"""The paper's RAG conditions: top-1, top-5 and top-10 chunks for the question text."""
+
+
+def paper_condition(params) -> str | None:
+    k, query = params.get("k"), params.get("query", "question")
+    return f"top_{k}" if k in PAPER_TOP_K and query == "question" else None
+
+
+def paper_params(condition: str) -> dict | None:
+    m = re.fullmatch(r"top_(\d+)", condition)
+    return {"k": int(m.group(1)), "query": "question"} if m else None
+
 
 def query_text(state: State, mode: str) -> str:
     q = state["question"]
@@ -39,7 +58,8 @@ def query_text(state: State, mode: str) -> str:
     return q.question
 
 
-@graph("standard_rag", params=Params, needs_retriever=True, paper_condition="top_{k}")
+@graph("standard_rag", params=Params, needs_retriever=True, paper_condition=paper_condition,
+       paper_params=paper_params)
 def build(deps: Deps, params: Params):
     @traced("retrieve")
     async def retrieve(state: State) -> dict:

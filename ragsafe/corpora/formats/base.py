@@ -23,4 +23,4 @@ class Loader:
     doc: str = ""
 
 
-loaders: Registry[Loader] = Registry("benchmark format")
+loaders: Registry[Loader] = Registry("benchmark format", modules=("ragsafe.corpora.formats.*",))

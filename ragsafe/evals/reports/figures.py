@@ -16,7 +16,7 @@ import io
 from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
 from ragsafe.evals.calibration import SOURCES
 from ragsafe.evals.metrics import select
-from ragsafe.experiments.runs import CEILING, FLOOR, role_of
+from ragsafe.experiments.runs import reference, role_of
 from ragsafe.graphs import graphs
 from ragsafe.graphs.show import png_bytes
 
@@ -71,8 +71,9 @@ def scatter_png(summary: dict) -> str | None:
                    edgecolors=edge, zorder=3, alpha=0.8)
         ax.annotate(c["variant"], (100 * hr["mean"], 100 * acc["mean"]), textcoords="offset points", xytext=(6, 4),
                     fontsize=7.5)
-    handles = [Line2D([], [], marker="s", ls="", mfc="grey", mec="black", ms=8, label=f"floor: {FLOOR}"),
-               Line2D([], [], marker="*", ls="", mfc="grey", mec="black", ms=12, label=f"ceiling: {CEILING}"),
+    floor, ceiling = reference("floor"), reference("ceiling")
+    handles = [Line2D([], [], marker="s", ls="", mfc="grey", mec="black", ms=8, label=f"floor: {floor}"),
+               Line2D([], [], marker="*", ls="", mfc="grey", mec="black", ms=12, label=f"ceiling: {ceiling}"),
                Line2D([], [], marker="o", ls="", mfc="grey", mec="none", ms=7, label="other graphs")]
     if len(models) > 1:
         handles += [Line2D([], [], marker="o", ls="", mfc=colours[m], mec="none", ms=7, label=m) for m in models]
@@ -187,7 +188,7 @@ def graph_diagrams(summary: dict) -> str:
         seen.add(key)
         if name not in graphs:
             out.append(f'<p class="empty">{html.escape(cell["variant"])}: graph not registered here '
-                       f'(pass its --graph-module to draw it)</p>')
+                       f'(pass its --plugin to draw it)</p>')
             continue
         try:
             png = png_bytes(name, {k: v for k, v in params.items() if v is not None}, title=cell["variant"])

@@ -13,7 +13,7 @@ from typing import Any
 from ragsafe.evals.reports.browser import browser_section
 from ragsafe.evals.reports.figures import attribution_png, bars_png, graph_diagrams, reliability_png, scatter_png
 from ragsafe.evals.reports.tables import Table, all_tables, header_line
-from ragsafe.experiments.runs import CEILING, FLOOR
+from ragsafe.experiments.runs import reference
 
 SECTIONS = ["graph-table", "scatter", "metric-bars", "reliability", "calibration-table", "comparison-table",
             "attribution-table", "worst-case-table"]
@@ -51,11 +51,16 @@ def _img(b64: str | None, alt: str, empty: str) -> str:
 
 _EMPTY = {
     "calibration-table": "No confidence source: no graph carries self-consistency ballots or letter distributions.",
-    "comparison-table": f"No paired comparison: the report has no {FLOOR} or {CEILING} graph (pass --compare A B).",
+    "comparison-table": "No paired comparison: the report has no {floor} or {ceiling} graph (pass --compare A B).",
     "attribution-table": "No scored graph.",
     "worst-case-table": "No scored graph.",
 }
-"""What a section says when its table is empty (the other tables' sections are left out then)."""
+"""What a section says when its table is empty (the other tables' sections are left out then);
+``{floor}`` / ``{ceiling}``: the graphs with that role."""
+
+
+def _empty(tid: str) -> str:
+    return _EMPTY.get(tid, "").format(floor=reference("floor"), ceiling=reference("ceiling"))
 
 
 def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list[str]:
@@ -67,8 +72,8 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
         t = tables.get(tid)
         if t is not None:
             parts.append(_section(tid, t.title, _table_html(t)))
-        elif _EMPTY.get(tid):
-            parts.append(_section(tid, fallback_title, f'<p class="empty">{html.escape(_EMPTY[tid])}</p>'))
+        elif _empty(tid):
+            parts.append(_section(tid, fallback_title, f'<p class="empty">{html.escape(_empty(tid))}</p>'))
 
     table_section("graph-table", "Graphs and conditions")
     parts.append(_section("scatter", "Accuracy vs high-risk errors",
@@ -78,7 +83,7 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
                           _img(bars_png(summary), "per-metric bars", "No scored graph.")))
     table_section("sc-table")
     parts.append(_section("reliability", "Reliability diagrams",
-                          _img(reliability_png(summary), "reliability diagram", _EMPTY["calibration-table"])))
+                          _img(reliability_png(summary), "reliability diagram", _empty("calibration-table"))))
     table_section("calibration-table", "Confidence and calibration by source")
     table_section("gap-table")
     table_section("comparison-table", "Paired comparisons")

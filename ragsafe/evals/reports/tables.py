@@ -17,7 +17,7 @@ import dataclasses
 from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
 from ragsafe.evals.ensemble import ensemble_table
 from ragsafe.evals.metrics import Metric, select
-from ragsafe.experiments.runs import CEILING, FLOOR, role_of
+from ragsafe.experiments.runs import reference, role_of
 
 EMPTY = ("", "n/a")
 """Cell values that carry no figure: a column of nothing else is left out of its table."""
@@ -165,9 +165,10 @@ def gap_table(summary: dict) -> Table | None:
         rows.append(r)
     if not rows:
         return None
+    floor, ceiling = reference("floor"), reference("ceiling")
     return Table("gap-table", "Gap closed between floor and ceiling",
                  ["graph"] + [m.label for m in shown], rows,
-                 f"(graph − {FLOOR}) / ({CEILING} − {FLOOR}) per metric, of the same model; 1 = reaches "
+                 f"(graph − {floor}) / ({ceiling} − {floor}) per metric, of the same model; 1 = reaches "
                  "the ceiling, 0 = no better than the floor. CI: the ratio recomputed on each shared resample. "
                  "Undefined when the denominator is 0.").without_empty_columns()
 
