@@ -9,7 +9,8 @@
   may appear as data: in docstrings and field docstrings, in ``help=``/``description=``/``example=``
   arguments, and in prose (a string literal with a space in it: a message, a hint, an example). A
   whitespace-free literal that is or holds a graph name (``"closed_book"``, ``"standard_rag[k=3]"``,
-  ``"self_consistency."``) is an identifier in code, and fails the test.
+  ``"self_consistency."``) is an identifier in code, and fails the test (``__all__`` entries are
+  module names, not graph names).
 * Registries hold the same names whatever module is imported first.
 """
 
@@ -28,9 +29,7 @@ from tests.paths import ROOT
 PKG = ROOT / "ragsafe"
 
 # cycles still to break: each entry is one sorted cycle; the list must end empty
-ALLOWED_CYCLES: list[tuple[str, ...]] = [
-    ("ragsafe.evals.calibration", "ragsafe.evals.metrics.registry", "ragsafe.evals.metrics.self_consistency"),
-]
+ALLOWED_CYCLES: list[tuple[str, ...]] = []
 
 
 def module_name(path: Path) -> str:
@@ -164,6 +163,8 @@ def _data_strings(tree: ast.AST) -> set[int]:
                 if isinstance(a, (ast.AnnAssign, ast.Assign)) and isinstance(b, ast.Expr) \
                         and isinstance(b.value, ast.Constant):
                     ok.add(id(b.value))
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            ok.update(id(n) for n in ast.walk(node.value))  # module and attribute names, not graph names
         if isinstance(node, ast.keyword) and node.arg in ("help", "description", "epilog", "example"):
             ok.update(id(n) for n in ast.walk(node.value))
     return ok
