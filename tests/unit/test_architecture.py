@@ -10,7 +10,7 @@
   arguments, and in prose (a string literal with a space in it: a message, a hint, an example). A
   whitespace-free literal that is or holds a graph name (``"closed_book"``, ``"standard_rag[k=3]"``,
   ``"self_consistency."``) is an identifier in code, and fails the test (``__all__`` entries are
-  module names, not graph names).
+  module names, not graph names; a constant named ``*EXAMPLE`` is an example).
 * Registries hold the same names whatever module is imported first.
 """
 
@@ -163,8 +163,9 @@ def _data_strings(tree: ast.AST) -> set[int]:
                 if isinstance(a, (ast.AnnAssign, ast.Assign)) and isinstance(b, ast.Expr) \
                         and isinstance(b.value, ast.Constant):
                     ok.add(id(b.value))
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            ok.update(id(n) for n in ast.walk(node.value))  # module and attribute names, not graph names
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and (t.id == "__all__" or t.id.endswith("EXAMPLE"))
+                                                for t in node.targets):
+            ok.update(id(n) for n in ast.walk(node.value))  # module names; an example constant is data
         if isinstance(node, ast.keyword) and node.arg in ("help", "description", "epilog", "example"):
             ok.update(id(n) for n in ast.walk(node.value))
     return ok
