@@ -166,7 +166,7 @@ def _data_strings(tree: ast.AST) -> set[int]:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and (t.id == "__all__" or t.id.endswith("EXAMPLE"))
                                                 for t in node.targets):
             ok.update(id(n) for n in ast.walk(node.value))  # module names; an example constant is data
-        if isinstance(node, ast.keyword) and node.arg in ("help", "description", "epilog", "example"):
+        if isinstance(node, ast.keyword) and node.arg in ("help", "description", "epilog", "example", "examples"):
             ok.update(id(n) for n in ast.walk(node.value))
     return ok
 
