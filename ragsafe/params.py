@@ -7,12 +7,14 @@
   ``;`` separates the pairs so that a nested form fits inside a variant's brackets:
   ``self_consistency[inner=standard_rag,inner_params=k=3;query=question]``.
 
-Values stay text here; each graph's params dataclass types them (:func:`ragsafe.graphs.base.parse_params`).
+Values stay text here until :func:`parse_params` types them with a params dataclass (a graph's or a retriever's).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from typing import Any, Mapping
 
 from ragsafe.config import ConfigError
@@ -120,3 +122,52 @@ def nested_text(value: str | Mapping[str, Any] | None) -> str:
         return format_nested(value)
     parse_nested(value)
     return value
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}={value!r}: expected {typ}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}={value!r}: expected true/false")
+    if typ in (int, float, str):
+        if isinstance(value, (dict, list, tuple, set)):  # str({...}) would pass as a bogus string
+            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}")
+        try:
+            if typ is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return typ(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}") from None
+    return value
+
+
+def parse_params(cls: type, overrides: dict[str, Any], where: str = "") -> Any:
+    """Build ``cls`` from string/typed overrides; unknown keys and bad values name the key."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        valid = ", ".join(sorted(fields)) or "(none)"
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)} for {where or cls.__name__}; valid: {valid}")
+    kw = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in overrides.items()}
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from None

@@ -7,6 +7,7 @@ import dataclasses
 
 from ragsafe.config import ConfigError
 from ragsafe.defaults import CHUNK_OVERLAP, CHUNK_SIZE
+from ragsafe.plugins import load_plugins
 
 SPLITS = ("dev", "test", "all")
 
@@ -108,3 +109,20 @@ def benchmark_spec(spec: str, mapping: str | None) -> str:
     """The benchmark spec a ``--map`` turns ``spec`` into (the mapping travels inside it, so it is hashed)."""
     return f"mapped:{spec}#{mapping}" if mapping else spec
 
+
+PLUGIN_HELP = ("a .py file or an importable module that registers your own graphs, metrics, retrievers, "
+               "benchmark formats, benchmarks or corpora; repeat for several")
+
+
+def plugin_args(p: argparse.ArgumentParser, *, graph_module: bool = False) -> None:
+    """``--plugin FILE_OR_MODULE`` (repeatable); ``graph_module`` adds the older ``--graph-module`` alias."""
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE", help=PLUGIN_HELP)
+    if graph_module:
+        p.add_argument("--graph-module", action="append", default=[], metavar="FILE_OR_MODULE",
+                       help="the older name of --plugin (still accepted)")
+
+
+def load_plugin_args(a: argparse.Namespace) -> None:
+    """Load the plugins a command line names (``--graph-module`` first, then ``--plugin``, in order)."""
+    load_plugins(getattr(a, "graph_module", None) or [], flag="--graph-module")
+    load_plugins(getattr(a, "plugin", None) or [])

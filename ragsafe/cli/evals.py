@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ragsafe.cli.common import plugin_args
 from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 
 
@@ -183,6 +184,7 @@ def register(sub) -> None:
     p.add_argument("--no-text", action="store_true",
                    help="skip rebuilding chunk texts from the corpus (conflict-support test of retrieved chunks)")
     p.add_argument("--full", action="store_true", help="print every table, not only the main ones")
+    plugin_args(p)
     p.set_defaults(fn=cmd_score)
 
     p = sub.add_parser("report", help="tables and a static HTML/Markdown/CSV report over one or more runs")
@@ -203,6 +205,7 @@ def register(sub) -> None:
     p.add_argument("--no-text", action="store_true", help="skip rebuilding chunk texts from the corpus")
     p.add_argument("--full", action="store_true", help="print every table in the terminal")
     _stats_args(p)
+    plugin_args(p)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("ensemble", help="majority vote of several models' greedy answers")
@@ -212,15 +215,18 @@ def register(sub) -> None:
     p.add_argument("--common-questions", action="store_true", help="use the questions every run shares")
     p.add_argument("--json", default=None, help="write the ensemble analysis as JSON here")
     _stats_args(p)
+    plugin_args(p)
     p.set_defaults(fn=cmd_ensemble)
 
     p = sub.add_parser("export-radsafe", help="write runs in the paper pipeline's phase-4 layout")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR... OUT_DIR",
                    help="run folders (one per model), then the folder to write the layout into")
+    plugin_args(p)
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("import-radsafe", help="read a phase-4 layout folder back into run folder(s)")
     p.add_argument("dir", help="phase-4 layout folder (as export-radsafe writes it)")
     p.add_argument("--out", required=True, help="run folder (several models: a folder of run folders)")
     p.add_argument("--model", default=None, help="import only this model directory")
+    plugin_args(p)
     p.set_defaults(fn=cmd_import)

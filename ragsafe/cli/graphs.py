@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from ragsafe.cli.common import plugin_args
+
 
 def cmd_graphs(a) -> int:
-    from ragsafe.graphs import graphs, load_graph_module, param_docs
+    from ragsafe.graphs import graphs, param_docs
 
-    for mod in a.graph_module or []:
-        load_graph_module(mod)
     name = a.name if getattr(a, "graphs_cmd", None) == "show" else None
     for n in [name] if name else graphs.names():
         spec = graphs.get(n)
@@ -34,11 +34,11 @@ def cmd_graphs(a) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("graphs", help="list graphs and their params; `graphs show NAME` adds the diagram")
-    p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
+    plugin_args(p, graph_module=True)
     gsub = p.add_subparsers(dest="graphs_cmd")
     ps = gsub.add_parser("show", help="one graph: its params and its diagram (Mermaid, optionally PNG)")
     ps.add_argument("name", help="registered graph name")
-    ps.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
+    plugin_args(ps, graph_module=True)
     ps.add_argument("--set", action="append", metavar="PARAM=VALUE",
                     help="build the graph with this param (steps switched off change the diagram)")
     ps.add_argument("--png", metavar="PATH", help="also draw the diagram to a PNG file (offline, matplotlib)")

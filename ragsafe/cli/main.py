@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from ragsafe.cli.common import load_plugin_args
 from ragsafe.config import ConfigError
 
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     old_handlers = stop_on_signals() if threading.current_thread() is threading.main_thread() else {}
     try:
+        load_plugin_args(a)
         return a.fn(a)
     except (DiskFull, ServerDied) as e:  # the run stopped; what it finished is kept
         print(f"ragsafe: error: {e}", file=sys.stderr)

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from ragsafe.cli.common import MAP_HELP, benchmark_spec, cache_args, cache_mode, chroma_args, split_arg, split_of
+from ragsafe.cli.common import (
+    MAP_HELP,
+    benchmark_spec,
+    cache_args,
+    cache_mode,
+    chroma_args,
+    plugin_args,
+    split_arg,
+    split_of,
+)
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 from ragsafe.defaults import DEFAULT_MODEL
+from ragsafe.retrievers.registry import BUILTIN as RETRIEVERS
+from ragsafe.retrievers.registry import DEFAULT as RETRIEVER_DEFAULT
 
 
 def endpoint_args(p: argparse.ArgumentParser) -> None:
@@ -61,7 +72,7 @@ def cmd_run(a) -> int:
                     chunk_overlap=a.chunk_overlap, chunk_tokenizer=a.chunk_tokenizer, **_embedder_kw(a),
                     concurrency=a.concurrency, skip_invalid=a.skip_invalid,
                     allow_errors=a.allow_errors, retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
-                    cache=cache_mode(a))
+                    plugins=a.plugin or [], retriever=a.retriever, cache=cache_mode(a))
     try:
         run_dir = run(cfg)
         if a.parser != "strict":  # the paper's LLM-judge re-read, inline
@@ -110,7 +121,12 @@ def register(sub) -> None:
     p.add_argument("--graph", action="append", required=True, help="graph name or name[key=value,...]; repeat")
     p.add_argument("--set", action="append", help="graph.param=value; repeat")
     p.add_argument("--grid", action="append", help="graph.param=v1,v2,...: one variant per value; repeat")
-    p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
+    plugin_args(p, graph_module=True)
+    p.add_argument("--retriever", default=RETRIEVER_DEFAULT, metavar="NAME_OR_module:factory",
+                   help=f"what retrieving graphs search: a registered retriever ({', '.join(RETRIEVERS)}; "
+                        "NAME[key=value,...] sets its params; plugins add more), or module:factory / file.py:factory "
+                        "returning a langchain-core BaseRetriever (called with any of docs, chunks, store, dense, "
+                        f"params). Default {RETRIEVER_DEFAULT}")
     p.add_argument("--benchmark", default="demo", help="registered benchmark name or a path (default demo)")
     p.add_argument("--map", default=None, metavar="KEY=FIELD,...", help=MAP_HELP)
     split_arg(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ragsafe.cli.common import cache_args, cache_mode
+from ragsafe.cli.common import cache_args, cache_mode, plugin_args
 from ragsafe.config import ConfigError
 
 
@@ -95,6 +95,7 @@ def register(sub) -> None:
     from ragsafe.cli.common import embedder_args
 
     embedder_args(p)
+    plugin_args(p)
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("runs", help="list, show and merge run folders")

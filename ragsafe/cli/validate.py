@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ragsafe.cli.common import plugin_args
 from ragsafe.config import ConfigError
 
 
@@ -116,4 +117,5 @@ def register(sub) -> None:
     p.add_argument("--graph-module", action="append", help="module or .py file with your own @graph factories")
     p.add_argument("--map", default=None, metavar="KEY=FIELD,...",
                    help="read PATH through a field mapping (see `ragsafe run --help`; keys in corpora/formats/mapped.py)")
+    plugin_args(p)
     p.set_defaults(fn=cmd_validate)

@@ -64,6 +64,8 @@ class RunConfig:
     """Extra modules/files whose @graph factories to register (the older name of ``plugins``)."""
     plugins: list[str] = dataclasses.field(default_factory=list)
     """Plugins to load first: .py files or module names that register graphs, metrics, retrievers, ..."""
+    retriever: str = "chroma"
+    """What retrieving graphs search: a registered retriever (NAME or NAME[key=value,...]) or module:factory."""
     cache: str = "use"
     """LLM response cache: "use" (read and write), "refresh" (ask the server, overwrite), "off"."""
 

@@ -38,6 +38,7 @@ from ragsafe.graphs import Deps
 from ragsafe.llm.client import LLM
 from ragsafe.llm.errors import NON_RETRYABLE, classify, fix_for
 from ragsafe.records import RunManifest, SampleRecord, ScoreStamp
+from ragsafe.retrievers.registry import build_retriever
 
 
 @functools.lru_cache(maxsize=1)
@@ -194,22 +195,25 @@ class IndexCache:
 
     def __init__(self, progress: Callable[[str], None] = log) -> None:
         self.progress = progress
+        self._stores: dict[tuple, Any] = {}
         self._built: dict[tuple, tuple[Any, dict]] = {}
 
     def retriever_for(self, job: RunJob, embedder: str | None = None) -> tuple[Any, dict]:
         """The job's retriever and the facts about its index recorded in run.json.
 
         ``embedder`` (a variant's own) swaps the run's model for another with the same settings; its
-        chunks are counted with the run's tokenizer, so every variant searches the same chunks.
+        chunks are counted with the run's tokenizer, so every variant searches the same chunks. The
+        run's ``--retriever`` is built over that index (:mod:`ragsafe.retrievers.registry`).
         """
-        from ragsafe.retrievers.chroma import ChromaRetriever, build_index
+        from ragsafe.retrievers import builtin
+        from ragsafe.retrievers.chroma import build_index
         from ragsafe.retrievers.embedders import get_embedder
 
         cfg = job.cfg
         emb_cfg = cfg.embedder.with_name(embedder) if embedder else cfg.embedder
         key = (cfg.corpus, job.plan["identity"]["corpus"]["hash"], job.plan["chunk"], emb_cfg,
                cfg.embedder if embedder else None, cfg.chroma_path, cfg.chroma_url)
-        if key not in self._built:
+        if key not in self._stores:
             emb = get_embedder(emb_cfg)
             self.progress(f"indexing corpus {cfg.corpus!r} into Chroma with {emb.name} ({emb.where}) ...")
             label = None
@@ -224,11 +228,14 @@ class IndexCache:
                                  chunk=job.plan["chunk"], docs=job.plan["docs"], label=label, embedder=emb,
                                  tokenize_with=get_embedder(cfg.embedder) if embedder else None, progress=True,
                                  warn=self.progress)
-            retriever = ChromaRetriever(store=store_)
-            self._built[key] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
+            self._stores[key] = store_
             self.progress(f"index {store_.name}: {store_.count()} chunks "
                           f"({store_.last_ingest['embedded']} embedded now)")
-        return self._built[key]
+        if key + (cfg.retriever,) not in self._built:
+            store_ = self._stores[key]
+            retriever = build_retriever(cfg.retriever, builtin.context(store_, job.plan["docs"]))
+            self._built[key + (cfg.retriever,)] = (retriever, {**retriever.describe(), "ingest": store_.last_ingest})
+        return self._built[key + (cfg.retriever,)]
 
 
 @dataclasses.dataclass

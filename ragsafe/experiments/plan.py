@@ -18,6 +18,8 @@ from ragsafe.experiments.store import RunStore
 from ragsafe.experiments.variants import Variant, resolve_variants
 from ragsafe.graphs.base import GraphSpec
 from ragsafe.plugins import load_plugins
+from ragsafe.retrievers.registry import DEFAULT as DEFAULT_RETRIEVER
+from ragsafe.retrievers.registry import check_retriever, describe_choice, parse_retriever
 
 
 def required_fields(spec: GraphSpec, params: Any) -> dict[str, str]:
@@ -91,11 +93,15 @@ def plan(cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError(f"--poison {cfg.poison}: no chosen graph retrieves, so the poisoned corpus would never be "
                           f"read; add a retrieval graph (e.g. --graph standard_rag)")
     chunk = ChunkParams(size=cfg.chunk_size, overlap=cfg.chunk_overlap, tokenizer=cfg.chunk_tokenizer)
+    corpus = corpus_identity(cfg, corpus_hash, chunk, poison) if needs_retriever else None
+    if needs_retriever and parse_retriever(cfg.retriever) != (DEFAULT_RETRIEVER, {}):
+        check_retriever(cfg.retriever)  # an unknown name or bad param fails here, before any index is built
+        corpus["retriever"] = describe_choice(cfg.retriever)  # the default keeps the hashes of older runs
     identity = {
         "variants": {v.label: variant_identity(v) for v in variants},
         "benchmark": {"spec": cfg.benchmark, "hash": bench.content_hash()},
         "question_ids": [q.id for q in questions],
-        "corpus": corpus_identity(cfg, corpus_hash, chunk, poison) if needs_retriever else None,
+        "corpus": corpus,
         "endpoint": {k: v for k, v in dataclasses.asdict(cfg.endpoint).items() if k not in ("timeout", "max_retries")}
         | cfg.answer.identity(),
     }

@@ -28,7 +28,6 @@ import inspect
 import operator
 import textwrap
 import time
-import typing
 from typing import Annotated, Any, Callable, Mapping, TypedDict
 
 from langchain_core.documents import Document
@@ -37,7 +36,7 @@ from ragsafe.agents import answer as answer_agent
 from ragsafe.config import AnswerPolicy, ConfigError
 from ragsafe.corpora.schema import Question
 from ragsafe.llm.client import LLM
-from ragsafe.params import parse_nested
+from ragsafe.params import parse_nested, parse_params  # noqa: F401  (parse_params: re-exported)
 from ragsafe.registry import Registry
 from ragsafe.retrievers.base import Retriever
 
@@ -265,55 +264,6 @@ def param_docs(cls: type) -> dict[str, str]:
                 and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
             docs[a.target.id] = " ".join(b.value.value.split())
     return docs
-
-
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    origin = typing.get_origin(typ)
-    args = typing.get_args(typ)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}={value!r}: expected {typ}")
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{key}={value!r}: expected true/false")
-    if typ in (int, float, str):
-        if isinstance(value, (dict, list, tuple, set)):  # str({...}) would pass as a bogus string
-            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}")
-        try:
-            if typ is int and isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return typ(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}={value!r}: expected {typ.__name__}") from None
-    return value
-
-
-def parse_params(cls: type, overrides: dict[str, Any], where: str = "") -> Any:
-    """Build ``cls`` from string/typed overrides; unknown keys and bad values name the key."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        valid = ", ".join(sorted(fields)) or "(none)"
-        raise ConfigError(f"unknown parameter(s) {sorted(unknown)} for {where or cls.__name__}; valid: {valid}")
-    kw = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in overrides.items()}
-    try:
-        return cls(**kw)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from None
 
 
 def traced(name: str):

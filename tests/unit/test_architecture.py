@@ -220,10 +220,12 @@ REGISTRIES = {
     "benchmarks": "ragsafe.corpora.benchmark:benchmarks",
     "formats": "ragsafe.corpora.formats.base:loaders",
     "corpora": "ragsafe.corpora.documents:corpora",
+    "retrievers": "ragsafe.retrievers.registry:retrievers",
 }
 
 FIRST_IMPORTS = ["ragsafe.registry", "ragsafe.graphs.base", "ragsafe.evals.metrics.registry",
-                 "ragsafe.corpora.formats.base", "ragsafe.corpora.documents", "ragsafe.experiments.sweep"]
+                 "ragsafe.corpora.formats.base", "ragsafe.corpora.documents", "ragsafe.experiments.sweep",
+                 "ragsafe.retrievers.registry"]
 
 
 def _lookups_after(first: str, expect: dict[str, list[str]] | None = None) -> dict[str, dict]:
