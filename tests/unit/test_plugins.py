@@ -99,8 +99,9 @@ def test_graphs_and_validate_take_plugin(tmp_path, capsys):
     '''))
     data = str(FIXTURES / "data" / "mcq.jsonl")
     capsys.readouterr()
-    assert main(["validate", f"mcq-plugin:{data}"]) == 2  # not registered without the plugin
-    assert "mcq-plugin" in capsys.readouterr().err
+    assert main(["validate", f"mcq-plugin:{data}"]) != 0  # not registered without the plugin
+    seen = capsys.readouterr()
+    assert "mcq-plugin" in seen.out + seen.err
     want = main(["validate", f"mcq:{data}"])
     want_out = capsys.readouterr().out
     assert main(["validate", "--plugin", str(fmt), f"mcq-plugin:{data}"]) == want
