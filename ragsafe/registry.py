@@ -15,6 +15,8 @@ from ragsafe import plugins
 
 T = TypeVar("T")
 
+_ALL: list["Registry"] = []  # every registry made, for :func:`snapshot` and :func:`restore`
+
 
 class UnknownName(KeyError):
     """A name that is not registered; the message lists the valid ones."""
@@ -54,6 +56,7 @@ class Registry(Generic[T]):
         self.modules = tuple(modules)
         self._items: dict[str, T] = {}
         self._populated = False
+        _ALL.append(self)
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -91,5 +94,28 @@ class Registry(Generic[T]):
         self._populate()
         return sorted(self._items)
 
+    def in_order(self) -> list[str]:
+        """The names in registration order (metrics: the order of table columns)."""
+        self._populate()
+        return list(self._items)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def snapshot() -> list[tuple["Registry", dict]]:
+    """Every registry's entries now (each one populated first), for :func:`restore`.
+
+    Tests use the pair so that what one test registers (a plugin's metric, a graph) never leaks
+    into the next.
+    """
+    for r in list(_ALL):
+        r._populate()
+    return [(r, dict(r._items)) for r in _ALL]
+
+
+def restore(snap: list[tuple["Registry", dict]]) -> None:
+    """Put back the entries of :func:`snapshot` (a registry made since keeps its own)."""
+    for r, items in snap:
+        r._items.clear()
+        r._items.update(items)

@@ -49,6 +49,50 @@ def _isolated_home(session_home, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _registry_baseline():
+    """Every registry filled with the built-in entries (and installed plugins) before the first test."""
+    from ragsafe import registry
+    import ragsafe.corpora.benchmark, ragsafe.corpora.documents, ragsafe.evals.metrics  # noqa: E401,F401
+    import ragsafe.graphs, ragsafe.retrievers.registry, ragsafe.corpora.formats.base  # noqa: E401,F401
+
+    return registry.snapshot()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registries(_registry_baseline):
+    """What a test registers (a plugin's metric, graph, retriever or format) is gone after it.
+
+    Plugin files loaded by the test leave ``sys.modules`` too, so the next test that loads the same
+    file registers its entries again instead of finding the module cached.
+    """
+    import sys
+
+    from ragsafe import registry
+
+    before = set(sys.modules)
+    yield
+    registry.restore(_registry_baseline)
+    for name in set(sys.modules) - before:
+        mod = sys.modules.get(name)
+        if name.startswith("ragsafe_plugin_") or _outside_installed_code(getattr(mod, "__file__", None)):
+            sys.modules.pop(name, None)
+
+
+def _outside_installed_code(file: str | None) -> bool:
+    """A module that is neither ragsafe's nor an installed library's: a plugin a test loaded."""
+    if not file:
+        return False
+    import sys
+    from pathlib import Path
+
+    from tests.paths import ROOT
+
+    f = Path(file).resolve()
+    homes = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), (ROOT / "ragsafe").resolve()}
+    return not any(f.is_relative_to(h) for h in homes)
+
+
+@pytest.fixture(scope="session")
 def llm_server(session_home):
     """The embedded llama.cpp server over real HTTP on 127.0.0.1."""
     os.environ["RAGSAFE_HOME"] = str(session_home)

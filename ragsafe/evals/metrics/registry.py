@@ -112,8 +112,7 @@ class Metric:
                 "label": self.label}
 
 
-metrics: Registry[Metric] = Registry("metric")
-_ORDER: list[str] = []  # registration order: the order of table columns
+metrics: Registry[Metric] = Registry("metric")  # registration order is the order of table columns
 
 
 def metric(name: str, *, higher_is_better: bool | None, label: str | None = None, over: str = "sample",
@@ -137,8 +136,6 @@ def metric(name: str, *, higher_is_better: bool | None, label: str | None = None
                                  group=group, unit=unit, needs_labels=needs_labels, needs=needs, gap=gap,
                                  compare=compare, breakdown=breakdown, headline=headline, bar=bar, at_k=at_k,
                                  bootstrap=bootstrap))
-        if name not in _ORDER:
-            _ORDER.append(name)
         return fn
 
     return deco
@@ -174,7 +171,7 @@ def select(*, over: str = "sample", **flags: Any) -> list[Metric]:
         ['accuracy', 'high_risk_error_rate']
     """
     out = []
-    for n in _ORDER:
+    for n in metrics.in_order():
         m = metrics.get(n)
         if m.over == over and all(getattr(m, k) == v for k, v in flags.items()):
             out.append(m)
