@@ -32,7 +32,7 @@ def cmd_sweep(a) -> int:
     cache = cache_mode(a)
     if a.dry_run:
         jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=a.retry_errors, out=a.out, embedder=_embedder(a, sweep))
-        rows, totals = dry_run(jobs, retry_errors=a.retry_errors)
+        rows, totals = dry_run(jobs, retry_errors=a.retry_errors, judge=sweep.parser != "strict")
         if a.json:
             print(json.dumps({"cells": rows, "totals": totals}, indent=2))
         else:
@@ -47,9 +47,13 @@ def cmd_sweep(a) -> int:
     from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.store import RunStore
 
+    from ragsafe import records
+
     for d in dirs:
-        summary = RunStore(d).read_summary()
-        print(f"\n== {d}")
+        judged = d / "summary.judge.json"
+        summary = (records.read_summary(judged) if sweep.parser == "judge" and judged.exists()
+                   else RunStore(d).read_summary())
+        print(f"\n== {d}" + (" (the judge's letters)" if sweep.parser == "judge" else ""))
         if summary:
             print(text_table(summary))
     print(f"\n{len(dirs)} run folder(s); `ragsafe runs list --root {a.out or sweep.base['out']}` lists them")

@@ -54,6 +54,7 @@ from ragsafe.experiments.shards import Shard
 from ragsafe.experiments.sweep_schema import (
     EndpointSpec,
     GraphTable,
+    JudgeSpec,
     SelfConsistencySpec,
     SweepError,
     SweepFile,
@@ -86,6 +87,10 @@ class Sweep:
     """RunConfig fields shared by every run of the sweep."""
     file_sha256: str
     graph_modules: list[str] = dataclasses.field(default_factory=list)
+    parser: str = "strict"
+    """strict | judge | both: which letters the sweep's summaries score (judge: re-read by an LLM judge)."""
+    judge: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The judge's model, base_url, api_key_env and concurrency (None: the run's own endpoint)."""
 
     def configs(self, *, cache: str = "use", retry_errors: bool = False, allow_errors: bool | None = None,
                 out: str | None = None, embedder: Any = None) -> list[tuple[Endpoint, RunConfig]]:
@@ -235,8 +240,12 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
         resolve_variants(specs, [])
     except ConfigError as e:
         raise _fail(path, "graphs", str(e), "each variant (name + params) may appear once") from None
+    if f.parser == "strict" and f.judge != JudgeSpec():
+        raise _fail(path, "judge", "a judge is set but parser is strict, so it would never be asked",
+                    "add parser: judge (score the judge's letters) or parser: both, or remove judge:")
     return Sweep(path=path, name=str(f.name or path.stem), endpoints=endpoints, graph_specs=specs,
-                 seeds=f.seeds, base=base, file_sha256=sha, graph_modules=modules)
+                 seeds=f.seeds, base=base, file_sha256=sha, graph_modules=modules, parser=f.parser,
+                 judge=f.judge.model_dump())
 
 
 def _endpoints(path: Path, specs: list[EndpointSpec]) -> list[Endpoint]:
@@ -389,13 +398,14 @@ def expected_calls(spec: Any, params: Any, n_options: int | None = None) -> tupl
     return spec.expected_calls(params, n_options)
 
 
-def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dict], dict]:
+def dry_run(jobs: list[RunJob], *, retry_errors: bool = False, judge: bool = False) -> tuple[list[dict], dict]:
     """Cells with their questions, work left and expected LLM calls; nothing is started or written.
 
     A cell's calls are summed over its questions to do, grouped by their number of options (graphs
-    that call the LLM per option count each question's own options).
+    that call the LLM per option count each question's own options). ``judge``: also the judge's
+    calls, one per stored raw output (the greedy answer, and each self-consistency sample).
     """
-    rows, lo_sum, hi_sum, unknown = [], 0, 0, 0
+    rows, lo_sum, hi_sum, unknown, judge_sum = [], 0, 0, 0, 0
     for job in jobs:
         pend = job.pending(retry_errors)
         for v in job.plan["variants"]:
@@ -413,6 +423,9 @@ def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dic
             row = {"run": job.run_dir.name, "endpoint": job.endpoint.name, "model": job.endpoint.config.model,
                    "seed": job.cfg.answer.seed, "variant": v.label, "questions": len(job.questions),
                    "done": len(job.questions) - todo, "todo": todo, "calls": calls}
+            if judge:
+                row["judge_calls"] = todo * (1 + (int(v.params.n) if v.spec.name == SC_GRAPH else 0))
+                judge_sum += row["judge_calls"]
             if calls is None:
                 unknown += todo
             else:
@@ -421,6 +434,8 @@ def dry_run(jobs: list[RunJob], *, retry_errors: bool = False) -> tuple[list[dic
             rows.append(row)
     totals = {"cells": len(rows), "todo": sum(r["todo"] for r in rows), "calls_min": lo_sum, "calls_max": hi_sum,
               "questions_with_unknown_calls": unknown}
+    if judge:
+        totals["judge_calls"] = judge_sum
     return rows, totals
 
 
@@ -444,6 +459,10 @@ def format_dry_run(sweep: Sweep, rows: list[dict], totals: dict, shard: Shard | 
             if totals["questions_with_unknown_calls"] else "")
     lines.append(f"total: {totals['todo']} (cell, question) pairs to compute; LLM calls expected: {calls}{note}; "
                  f"calls already in the response cache are not made")
+    if "judge_calls" in totals:
+        who = sweep.judge.get("model") or "each run's model"
+        lines.append(f"judge ({who}, parser {sweep.parser}): {totals['judge_calls']} calls expected, one per stored "
+                     f"raw output (greedy answers and self-consistency samples)")
     return "\n".join(lines)
 
 
@@ -461,10 +480,27 @@ def run_sweep(sweep: Sweep, *, shard: Shard | None = None, cache: str = "use", r
                       embedder=embedder)
     dirs = execute_runs(jobs, cache=cache, retry_errors=retry_errors, progress=progress,
                         reporter=pick_reporter(progress))
+    if sweep.parser != "strict":
+        judge_runs(sweep, dirs, cache=cache, progress=progress)
     from ragsafe.experiments.index import RunIndex
 
     RunIndex(Path(out or sweep.base["out"])).refresh()
     return dirs
+
+
+def judge_runs(sweep: Sweep, dirs: list[Path], *, cache: str = "use", progress: Callable[[str], None] = log) -> None:
+    """The LLM judge re-reads every run folder's raw outputs, then each is scored with the sweep's
+    letters (``summary.judge.json`` for parser judge; ``summary.json`` gains the agreement for both).
+    A judge that resumes finds the questions it judged already."""
+    from ragsafe.evals.score import score_run_dir
+    from ragsafe.experiments.rejudge import rejudge_run
+
+    j = sweep.judge
+    for d in dirs:
+        progress(f"judge: re-reading the raw outputs of {d.name}")
+        rejudge_run(d, base_url=j.get("base_url"), model=j.get("model"), api_key_env=j.get("api_key_env"),
+                    concurrency=j.get("concurrency") or 4, cache=cache, progress=progress)
+        score_run_dir(d, letters="judge" if sweep.parser == "judge" else "strict")
 
 
 # -- merging shards --------------------------------------------------------------------------------

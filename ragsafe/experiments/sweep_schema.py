@@ -89,6 +89,16 @@ class EndpointSpec(_Table):
     _replicas = field_validator("replicas", mode="before")(_listify)
 
 
+class JudgeSpec(_Table):
+    model: Text | None = Field(None, examples=["Qwen/Qwen2.5-7B-Instruct"],
+                               description="judge model id (default: each run's own model)")
+    base_url: Text | None = Field(None, examples=["http://127.0.0.1:8000/v1"],
+                                  description="the judge's OpenAI-compatible base URL, or local (default: each run's endpoint)")
+    api_key_env: Text | None = Field(None, examples=["OPENAI_API_KEY"],
+                                     description="name of the environment variable that holds the judge's key")
+    concurrency: int = Field(4, ge=1, examples=[8], description="records judged at once (default: 4)")
+
+
 class GraphTable(_Table):
     name: Text = Field(examples=["standard_rag"], description="registered graph name")
     params: dict[str, Scalar] = Field({}, examples=["{k: 5}"], description="{param: value}")
@@ -143,6 +153,11 @@ class SweepFile(_Table):
         None, examples=["{over: [closed_book], n: 20, temperature: 0.7}"],
         description="{over: [graphs], n: 20, temperature: 0.7, resample: answer}")
     out: Text = Field("runs", examples=["runs"], description="folder that holds the run folders (default: runs)")
+    parser: Literal["strict", "judge", "both"] = Field(
+        "strict", description="letters scored: strict (default), judge (the paper's LLM-judge re-read after each "
+                              "run), or both (strict scored, judge agreement shown)")
+    judge: JudgeSpec = Field(JudgeSpec(), examples=["{model: Qwen/Qwen2.5-7B-Instruct, base_url: http://127.0.0.1:8000/v1}"],
+                             description="{model, base_url, api_key_env, concurrency} of the judge (with parser: judge or both)")
     skip_invalid: bool = Field(False, description="true to run without the benchmark's invalid records")
     allow_errors: bool = Field(False, description="true to report metrics for variants with error samples")
     plugins: list[Text] = Field([], examples=["[my_graphs.py]"],

@@ -8,10 +8,11 @@ from ragsafe.cli.main import main
 from tests.paths import ROOT
 
 EXAMPLE = ROOT / "examples" / "radsafe200.yaml"
+DEMO = ["--set", "benchmark=demo", "--set", "corpus=demo", "--set", "embedder=all-MiniLM-L6-v2"]
 
 
 def test_paper_sweep_dry_run_on_demo_data(capsys):
-    assert main(["sweep", str(EXAMPLE), "--dry-run", "--json", "--set", "benchmark=demo", "--set", "corpus=demo"]) == 0
+    assert main(["sweep", str(EXAMPLE), "--dry-run", "--json", *DEMO]) == 0
     out = json.loads(capsys.readouterr().out)
     cells = {c["variant"]: c for c in out["cells"]}
     n_q = {c["questions"] for c in cells.values()}
@@ -28,10 +29,23 @@ def test_paper_sweep_dry_run_on_demo_data(capsys):
     # one call per question for a greedy condition; 20 samples plus the greedy answer for self-consistency
     assert all(list(cells[v]["calls"]) == [n, n] for v in greedy)
     assert all(list(cells[v]["calls"]) == [21 * n, 21 * n] for v in sc)
+    # the paper's judge re-reads every raw output: one per greedy answer, 1 + 20 per self-consistency record
+    assert all(cells[v]["judge_calls"] == n for v in greedy) and all(cells[v]["judge_calls"] == 21 * n for v in sc)
+    assert out["totals"]["judge_calls"] == sum(c["judge_calls"] for c in cells.values())
+
+
+def test_paper_sweep_names_the_papers_embedder_and_chunking(capsys):
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    assert data["embedder"].endswith("bge-large-en-v1.5") and data["chunk"]["tokenizer"] == "tiktoken:cl100k_base"
+    assert data["parser"] == "judge"
+    # without a copy of BGE here, the file's embedder is a clear error naming it, not a hang or a traceback
+    assert main(["sweep", str(EXAMPLE), "--dry-run", "--set", "benchmark=demo", "--set", "corpus=demo"]) == 2
+    assert "bge-large-en-v1.5" in capsys.readouterr().err
 
 
 def test_set_replaces_a_top_level_key(capsys):
-    assert main(["sweep", str(EXAMPLE), "--dry-run", "--json", "--set", "benchmark=demo", "--set", "corpus=demo",
-                 "--set", "limit=3"]) == 0
+    assert main(["sweep", str(EXAMPLE), "--dry-run", "--json", *DEMO, "--set", "limit=3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {c["questions"] for c in out["cells"]} == {3}

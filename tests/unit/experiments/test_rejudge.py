@@ -16,6 +16,7 @@ from ragsafe.experiments.execute import run
 from ragsafe.experiments.rejudge import judge_path, read_judge, rejudge
 from ragsafe.experiments.store import RunStore
 from ragsafe.llm.client import LLM
+from ragsafe.cli.main import main
 from tests.fault_server import FaultServer
 
 RAWS = ["B", "The answer is (C).", "Subdural haematoma", "I'd go with D", "A or B", "(A) Pneumothorax"]
@@ -126,3 +127,41 @@ def test_cli_rejudge_score_and_report_with_judge_letters(tmp_path, capsys):
     assert "Strict parser vs judge" in text
     assert ("Where strict parser and judge disagree" in text) == (n_dis > 0)
     assert main(["score", str(tmp_path / "nope")]) == 2
+
+
+def test_a_sweep_with_parser_judge_rejudges_each_run_and_scores_the_judges_letters(tmp_path, capsys):
+    import yaml
+
+    with FaultServer(reply=answerer) as model_srv, FaultServer(flavor="llamacpp", reply=rule_judge) as judge_srv:
+        sweep = {"name": "j", "benchmark": "demo", "limit": 6, "out": str(tmp_path / "runs"), "seeds": [0, 1],
+                 "endpoints": [{"model": "fake", "base_url": model_srv.base_url, "concurrency": 2}],
+                 "graphs": ["closed_book"], "parser": "judge",
+                 "judge": {"model": "judge-fake", "base_url": judge_srv.base_url}}
+        f = tmp_path / "s.yaml"
+        f.write_text(yaml.safe_dump(sweep))
+        assert main(["sweep", str(f), "--no-cache"]) == 0
+        out = capsys.readouterr().out
+        dirs = sorted((tmp_path / "runs").glob("run-*"))
+        assert len(dirs) == 2 and out.count("(the judge's letters)") == 2
+        for d in dirs:
+            judged = read_judge(d)
+            recs = {r["question_id"]: r for r in RunStore(d).samples()}
+            assert {q for _, q in judged} == set(recs)
+            summary = json.loads((d / "summary.judge.json").read_text())
+            want = sum(judged[("closed_book", q)]["letter"] == r["answer_key"] for q, r in recs.items()) / 6
+            assert summary["variants"]["closed_book"]["metrics"]["accuracy"]["mean"] == pytest.approx(want)
+        # run again: the runs and their judge lines are complete, nothing is asked of either server
+        assert len(judge_srv.bodies) == 12  # 2 runs x 6 questions, one greedy raw output each
+        model_srv.reset_counts()
+        judge_srv.reset_counts()
+        assert main(["sweep", str(f), "--no-cache"]) == 0
+        assert model_srv.bodies == [] and judge_srv.bodies == []
+
+
+def test_a_judge_without_a_judging_parser_is_refused(tmp_path):
+    import yaml
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"endpoints": [{"model": "m", "base_url": "http://127.0.0.1:1/v1"}],
+                                 "graphs": ["closed_book"], "judge": {"model": "j"}}))
+    assert main(["sweep", str(f), "--dry-run"]) == 2
