@@ -91,7 +91,25 @@ def _sample_rows(a, runs) -> list[dict]:
     from ragsafe.experiments.runs import combine_runs
 
     arms, questions = combine_runs(runs, common_questions=a.common_questions, text=not a.no_text)
-    return sample_rows(arms, questions)
+    return sample_rows(arms, questions, judge=_judge_letters(runs, arms))
+
+
+def _judge_letters(runs, arms) -> dict[tuple[str, str], str | None]:
+    """(arm key, question id) -> the judge's letter, for the runs that were re-judged (the browser shows
+    it beside the strict one). With ``--letters judge`` the records carry both already."""
+    from ragsafe.experiments.rejudge import read_judge
+
+    owner = {id(s): r for r in runs for s in r.samples}
+    judged = {r.path: read_judge(r.path) for r in runs}
+    out: dict[tuple[str, str], str | None] = {}
+    for arm in arms:
+        for qid, rec in arm.records.items():
+            r = owner.get(id(rec))
+            if getattr(rec, "answer_source", None) == "judge":
+                out[(arm.key, qid)] = rec.letter
+            elif r is not None and (line := judged[r.path].get((arm.variant, qid))) is not None:
+                out[(arm.key, qid)] = line.get("letter")
+    return out
 
 
 def cmd_report(a) -> int:

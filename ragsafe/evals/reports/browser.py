@@ -85,15 +85,16 @@ def sample_rows(arms: list, questions: list[Question], judge: dict[tuple[str, st
             rec = arm.records.get(q.id)
             if rec is None:
                 continue
-            letter = rec.get("letter")
-            wrong = letter != q.answer
+            scored = rec.get("letter")  # the letter the summary scores (the judge's with --letters judge)
+            letter = rec.get("letter_strict") if rec.get("answer_source") == "judge" else scored
+            wrong = scored != q.answer
             cls = attribution.classify(rec, q, arm.chunk_text)
             rows.append({
                 "arm": arm.key, "qid": q.id, "question": _cap(q.question), "answer": q.answer,
                 "options": [[k, _cap(v), _flags(q, k)] for k, v in q.options.items()],
                 "letter": letter, "judge": (judge or {}).get((arm.key, q.id)),
-                "wrong": wrong, "high_risk": bool(wrong and letter and "H" in _flags(q, letter)),
-                "unsafe": bool(wrong and letter and "U" in _flags(q, letter)),
+                "wrong": wrong, "high_risk": bool(wrong and scored and "H" in _flags(q, scored)),
+                "unsafe": bool(wrong and scored and "U" in _flags(q, scored)),
                 "changed": len(set(by_q.get(q.id, {}).values())) > 1,
                 "category": cls.get("category") or ("correct" if not wrong else None),
                 "raw": _cap(rec.get("raw_output")), "error": (rec.get("error") or {}).get("kind") if rec.get("error")

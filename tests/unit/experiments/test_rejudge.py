@@ -126,6 +126,20 @@ def test_cli_rejudge_score_and_report_with_judge_letters(tmp_path, capsys):
     n_dis = sum(len(c["disagreements"]) for c in summary["judge_agreement"]["variants"].values())
     assert "Strict parser vs judge" in text
     assert ("Where strict parser and judge disagree" in text) == (n_dis > 0)
+    # the sample browser shows both letters, whichever letters the report scores
+    judged = read_judge(d)
+    strict = {(r["variant"], r["question_id"]): r["letter"] for r in RunStore(d).samples()}
+    for letters in ("strict", "judge"):
+        html = tmp_path / f"r-{letters}.html"
+        assert main(["report", d, "--letters", letters, "--html", str(html)]) == 0
+        blob = re.search(r'id="samples-data">(.*?)</script>', html.read_text(), re.S).group(1)
+        rows = json.loads(blob.replace("<\\/", "</"))
+        assert len(rows) == len(judged) == 16
+        for r in rows:
+            key = (r["arm"], r["qid"])
+            assert r["letter"] == strict[key] and r["judge"] == judged[key]["letter"]
+            scored = judged[key]["letter"] if letters == "judge" else strict[key]
+            assert r["wrong"] == (scored != judged[key].get("answer_key", r["answer"]))
     assert main(["score", str(tmp_path / "nope")]) == 2
 
 
