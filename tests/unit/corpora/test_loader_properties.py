@@ -43,7 +43,20 @@ SEEDS = {  # (file name, format forced or None for detection, bytes of a valid f
     "radsafe-csv": ("r.csv", "radsafe-csv", (FIX / "radsafe.csv").read_bytes()),
     "radsafe-unified": ("u.jsonl", "radsafe", (FIX / "radsafe_unified.jsonl").read_bytes()),
     "manifest": ("m.yaml", None, b"format: mcq\nname: x\npath: m.jsonl\nfields: {answer: answer}\n"),
+    # the mapped format (written for ragsafe): a manifest over a CSV with option columns and 1-based index answers,
+    # and the command line's inline form over JSONL with an options list and text answers
+    "mapped-manifest": ("mm.yaml", None, b"format: mapped\npath: t.csv\nmap:\n  question: q\n"
+                        b"  options: [opa, opb, opc, opd]\n  answer: cop\n  answer_format: index\n  index_base: 1\n"
+                        b"  id: id\n  subspecialty: subject\n"),
+    "mapped-inline": ("t.jsonl", None, b"".join(json.dumps(
+        {"key": f"t{i}", "stem": f"Which sign fits case {i}?", "choices": ["air bronchogram", "halo", "tree-in-bud"],
+         "gold": ["air bronchogram", "halo", "tree-in-bud"][i % 3]}).encode() + b"\n" for i in range(4))),
 }
+MAPPED_CSV = (b"id,q,opa,opb,opc,opd,cop,subject\n"
+              b"1,Which sign suggests a pneumothorax?,deep sulcus,air bronchogram,halo,tree-in-bud,1,chest\n"
+              b"2,\"Best first test, suspected appendicitis?\",ultrasound,MRI,plain film,PET,1,abdominal\n"
+              b"3,Which artery supplies the SA node?,RCA,LAD,LCx,OM1,1,cardiac\n")
+MAPPED_INLINE = "question=stem,options=choices,answer=gold,answer_format=text,id=key"
 LABELS = (FIX / "radsafe_labels.json").read_bytes()
 CORPUS_MD = b"---\nid: doc-1\ntitle: A title\n---\n# Heading\n\nBody text of the document.\n"
 CORPUS_DUMP = (FIX / "corpus_dump.jsonl").read_bytes()
@@ -149,8 +162,12 @@ def test_mutated_benchmark_files_load_or_raise_an_input_error(kind, how, seed):
         if kind == "manifest":
             (folder / "m.jsonl").write_bytes(mutate((FIX / "mcq.jsonl").read_bytes(), how, rnd))
             names.add("m.jsonl")
+        if kind == "mapped-manifest":
+            (folder / "t.csv").write_bytes(mutate(MAPPED_CSV, how, rnd))
+            names.add("t.csv")
         (folder / name).write_bytes(mutate(data, how, rnd))
-        check_benchmark(folder, str(folder / name), fmt, names, f"{kind}/{how}")
+        spec = f"mapped:{folder / name}#{MAPPED_INLINE}" if kind == "mapped-inline" else str(folder / name)
+        check_benchmark(folder, spec, fmt, names, f"{kind}/{how}")
         if kind == "radsafe-unified":  # and joined with its (mutated) labels file
             (folder / "l.json").write_bytes(mutate(LABELS, rnd.choice(MUTATIONS), rnd))
             check_benchmark(folder, f"{folder / name}+{folder / 'l.json'}", "radsafe", names | {"l.json"},
@@ -196,3 +213,15 @@ def test_mutated_corpora_load_or_raise_an_input_error(how, seed, dump):
         if not dump:
             assert "doc-2" in [doc.metadata["doc_id"] for doc in chk.docs]  # a bad file never takes others down
         _record(cls, "loaded" if chk.docs and not chk.errors else "errors named")
+
+
+@pytest.mark.parametrize("kind", ["mapped-manifest", "mapped-inline"])
+def test_the_mapped_seeds_are_valid_before_mutation(kind, tmp_path):
+    name, _, data = SEEDS[kind]
+    (tmp_path / name).write_bytes(data)
+    (tmp_path / "t.csv").write_bytes(MAPPED_CSV)
+    spec = f"mapped:{tmp_path / name}#{MAPPED_INLINE}" if kind == "mapped-inline" else str(tmp_path / name)
+    bench = load_any(spec)
+    assert len(bench.questions) == (3 if kind == "mapped-manifest" else 4) and not bench.errors
+    q = bench.questions[0]
+    assert q.answer == "A" and len(q.options) == (4 if kind == "mapped-manifest" else 3)
