@@ -20,14 +20,15 @@ higher is better; target >= 0.95).
 
 The ingest table (``--part ingest``) includes embedding: ``build_index`` over the first N demo
 chunks into a fresh PersistentClient (chunking, embedding, upserts), for the packaged MiniLM on this
-CPU and for llama.cpp's own server in embedding mode (smollm2-135m's GGUF; ragsafe mean-pools its
+CPU (all-MiniLM-L6-v2 and all-mpnet-base-v2) and for llama.cpp's own server in embedding mode (smollm2-135m's GGUF; ragsafe mean-pools its
 per-token vectors) on 127.0.0.1. Each row gives chunks/s and the useful FLOP rate as a fraction of
 the CPU's fp32 peak, measured in the same run with a numpy float32 matmul (best of 5); a model's
 FLOPs are counted from its architecture (2 per multiply-add over the tokens it embedded, attention
 included, padding not).
 
     python benchmarks/retrieval.py [--part all|store|ingest] [--sizes 10000,100000] [--reps 5] [--rounds 5]
-                                   [--ingest-chunks 339] [--ingest-reps 3]
+                                   [--ingest-chunks 339] [--ingest-reps 3] [--endpoint-chunks 80]
+                                   [--endpoint-batch 8] [--no-endpoint]
 """
 
 from __future__ import annotations
@@ -183,19 +184,32 @@ def _docs_for(docs, tokenizer, n_chunks: int):
     return out
 
 
-def ingest_rows(n_chunks: int, reps: int, endpoint: bool) -> tuple[list[list[str]], float]:
+INGEST_HEAD = ["embedder", "chunks", "chunks/s", "fraction of fp32 peak", "where"]
+
+
+def _row(cells: list[str]) -> None:
+    print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def ingest_rows(n_chunks: int, reps: int, endpoint: bool, endpoint_chunks: int, endpoint_batch: int
+                ) -> tuple[list[list[str]], float]:
+    """Each arm's row is printed as soon as it is measured (the endpoint arm is the slow one)."""
     from ragsafe.corpora.chunking import resolve_tokenizer
     from ragsafe.corpora.documents import load_corpus
     from ragsafe.retrievers.chroma import build_index
     from ragsafe.retrievers.embedders import EmbedderConfig, EndpointEmbedder, get_embedder
 
     peak = fp32_peak()
+    print(f"CPU fp32 peak in this run (numpy float32 2048x2048 matmul, all cores, best of 5): "
+          f"{peak / 1e9:.1f} GFLOP/s\n", flush=True)
+    _row(INGEST_HEAD)
+    _row(["---"] * len(INGEST_HEAD))
     docs = load_corpus("demo")
     rows = []
 
-    def arm(label: str, emb, flops_of) -> None:
+    def arm(label: str, emb, flops_of, chunks: int) -> None:
         tok, _ = resolve_tokenizer("embedder", emb)
-        sub = _docs_for(docs, tok, n_chunks)
+        sub = _docs_for(docs, tok, chunks)
         rates, fracs, n = [], [], 0
         for _ in range(reps):
             with tempfile.TemporaryDirectory() as tmp:
@@ -208,22 +222,28 @@ def ingest_rows(n_chunks: int, reps: int, endpoint: bool) -> tuple[list[list[str
                 rates.append(n / secs)
                 fracs.append(flops_of(texts, getattr(emb, "prompt_tokens", 0) - before) / secs / peak)
         rows.append([label, str(n), f"{median(rates):.1f}", f"{median(fracs):.3f}", getattr(emb, "where", "")])
+        _row(rows[-1])
 
-    mini = get_embedder()
-    cfg = mini.model[0].auto_model.config
+    def st_arm(name: str) -> None:
+        emb = get_embedder(name)
+        cfg = emb.model[0].auto_model.config
 
-    def mini_flops(texts, _tokens):
-        ids = mini.tokenizer(texts, add_special_tokens=True)["input_ids"]
-        lens = [min(len(x), mini.max_seq_length) for x in ids]
-        return encoder_flops(lens, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size)
+        def flops(texts, _tokens):
+            ids = emb.tokenizer(texts, add_special_tokens=True)["input_ids"]
+            lens = [min(len(x), emb.max_seq_length) for x in ids]
+            return encoder_flops(lens, cfg.num_hidden_layers, cfg.hidden_size, cfg.intermediate_size)
 
-    arm("all-MiniLM-L6-v2 (sentence-transformers, fp32, batch 64)", mini, mini_flops)
+        arm(f"{name} (sentence-transformers, fp32, batch {emb.cfg.batch_size if hasattr(emb, 'cfg') else 64})",
+            emb, flops, n_chunks)
+
+    st_arm("all-MiniLM-L6-v2")
+    st_arm("all-mpnet-base-v2")
     if endpoint:
         from ragsafe.llm.server import LocalServer
 
         with LocalServer("smollm2-135m", embedding=True) as srv:
-            emb = EndpointEmbedder(EmbedderConfig(base_url=srv.base_url, model="smollm2-135m", batch_size=16,
-                                                  concurrency=1))
+            emb = EndpointEmbedder(EmbedderConfig(base_url=srv.base_url, model="smollm2-135m",
+                                                  batch_size=endpoint_batch, concurrency=1))
 
             def smol_flops(texts, tokens):
                 # SmolLM2-135M: 30 layers, hidden 576, 3 KV heads of 64, SwiGLU FFN 1536; the server
@@ -231,7 +251,8 @@ def ingest_rows(n_chunks: int, reps: int, endpoint: bool) -> tuple[list[list[str
                 avg = tokens / max(len(texts), 1)
                 return encoder_flops([round(avg)] * len(texts), 30, 576, 1536, kv=192, gated=True)
 
-            arm("smollm2-135m via llama.cpp /v1/embeddings (Q4_1 weights, batch 16)", emb, smol_flops)
+            arm(f"smollm2-135m via llama.cpp /v1/embeddings (Q4_1 weights, batch {endpoint_batch})", emb, smol_flops,
+                endpoint_chunks)
     return rows, peak
 
 
@@ -245,15 +266,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5, help="passes over the queries per repetition")
     ap.add_argument("--ingest-chunks", type=int, default=339, help="demo chunks per ingest (all: 339)")
     ap.add_argument("--ingest-reps", type=int, default=3)
+    ap.add_argument("--endpoint-chunks", type=int, default=80,
+                    help="demo chunks per ingest through the llama.cpp endpoint (slow on 2 cores; default 80)")
+    ap.add_argument("--endpoint-batch", type=int, default=8, help="texts per /v1/embeddings request (default 8)")
     ap.add_argument("--no-endpoint", action="store_true", help="skip the llama.cpp embeddings row")
     a = ap.parse_args()
     if a.part in ("all", "ingest"):
         header(f"Ingest including embedding (build_index into a fresh PersistentClient, medians of {a.ingest_reps})")
-        rows, peak = ingest_rows(a.ingest_chunks, a.ingest_reps, not a.no_endpoint)
-        table(["embedder", "chunks", "chunks/s", "fraction of fp32 peak", "where"], rows)
-        print(f"\nCPU fp32 peak in this run (numpy float32 2048x2048 matmul, all cores, best of 5): "
-              f"{peak / 1e9:.1f} GFLOP/s. Chunks/s is end to end (chunking, embedding, Chroma upserts); "
-              f"the FLOP fraction counts the model's forward pass only.\n")
+        ingest_rows(a.ingest_chunks, a.ingest_reps, not a.no_endpoint, a.endpoint_chunks, a.endpoint_batch)
+        print("\nChunks/s is end to end (chunking, embedding, Chroma upserts); the FLOP fraction counts the "
+              "model's forward pass only.\n")
         if a.part == "ingest":
             return 0
     import numpy as np
