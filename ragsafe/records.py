@@ -31,7 +31,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
@@ -127,8 +127,31 @@ class LLMCall(Record):
     batch: dict[str, Any] | None = None
 
 
+class RetrievedHit(Record):
+    """One retrieved chunk: its ids, score and 1-based rank (``text`` where the graph kept it)."""
+
+    chunk_id: str | None = None
+    doc_id: str | None = None
+    score: Number | None = None
+    rank: int | None = None
+    text: str | None = None
+
+
+class Retrieval(Record):
+    """One retrieval call of a trace step: the query, k and the hits in rank order."""
+
+    query: str | None = None
+    k: int | None = None
+    hits: list[RetrievedHit] | None = None
+
+
 class TraceStep(Record):
-    """One node of a graph as it ran: its name, its seconds and what it recorded."""
+    """One node of a graph as it ran: its name, its seconds and what it recorded.
+
+    Besides the common fields, a step keeps what its node put in ``_trace``; the keys the eval layer
+    reads are declared here (typed ``Any``: a plugin graph may store the same key in a form of its own,
+    and a record must load whatever it holds).
+    """
 
     node: str
     seconds: Number | None = None
@@ -136,7 +159,25 @@ class TraceStep(Record):
     prompt_hash: str | None = None
     llm_calls: list[LLMCall] | None = None
     output: Any = None
-    retrieval: dict[str, Any] | None = None
+    retrieval: Retrieval | None = None
+    source: Any = None
+    """A fixed-context node's source (``"none"``, ``"evidence_clean"``, ``"agentic_report"``, ...)."""
+    sources: Any = None
+    """Every text an evidence mix put in the context (e.g. ``["retrieved", "evidence_clean"]``)."""
+    fallback: Any = None
+    """True where a structured call fell back to its default answer."""
+    route: Any = None
+    """The branch a deciding node took (corrective RAG: rewrite | answer; tool agent: native | json)."""
+    tool: Any = None
+    """A tool call the step made (tool agent: ``{"name": "search", "query": ...}``)."""
+    native_probe: Any = None
+    """Tool agent: this decision probed the server's native tool calling."""
+    ignored_tools: Any = None
+    """Tool agent: the server answered without calling a tool it was offered."""
+    verdicts: Any = None
+    """Verifier loop (finalize): the verifier's verdict of each round."""
+    final_round: Any = None
+    """Verifier loop (finalize): the round whose answer was kept."""
 
 
 class SampleError(Record):
@@ -144,13 +185,11 @@ class SampleError(Record):
 
     type: str
     message: str = ""
-
-
-class RetrievedHit(Record):
-    chunk_id: str | None = None
-    doc_id: str | None = None
-    score: Number | None = None
-    rank: int | None = None
+    kind: str | None = None
+    """The runner's class of the fault (``unreachable``, ``transient``, ``bad_request``, ...)."""
+    status: int | None = None
+    """The HTTP status, where the server answered."""
+    server_message: str | None = None
 
 
 class SampleRecord(Record):
@@ -175,6 +214,11 @@ class SampleRecord(Record):
     error: SampleError | None = None
     sc: dict[str, Any] | None = None
     """Self-consistency block (n, temperature, seeds, ballots, ...), read by the SC metrics."""
+    reasoning: str | None = None
+    """A reasoning model's reasoning text, where the server returned one."""
+    letter_strict: str | None = None
+    """Only in records scored with the judge's letters (:func:`ragsafe.experiments.rejudge.apply_judge`):
+    the strict parser's letter, which ``letter`` then replaces."""
     seconds: Number | None = None
     finished_at: str | None = None
 
@@ -213,6 +257,18 @@ class EndpointInfo(Record):
     """What the server was found to take: ``structured`` (JSON-Schema form), ``n``, ``tools``."""
 
 
+class CorpusInfo(Record):
+    """The corpus a run retrieved from (None in run.json when no graph of the run retrieves)."""
+
+    spec: str | None = None
+    hash: str | None = None
+    index: dict[str, Any] | None = None
+    """The index it was read from (collection, embedder, chunking)."""
+    poison: dict[str, Any] | None = None
+    """Set when the run retrieved from a poisoned corpus (``--poison``)."""
+    variant_indexes: dict[str, Any] | None = None
+
+
 class ShardInfo(Record):
     index: int
     count: int
@@ -233,7 +289,7 @@ class RunManifest(Record):
     variants: dict[str, VariantInfo] = {}
     benchmark: dict[str, Any] = {}
     question_ids: list[str] = []
-    corpus: dict[str, Any] | None = None
+    corpus: CorpusInfo | None = None
     endpoint: EndpointInfo = EndpointInfo()
     seeds: dict[str, Any] = {}
     versions: dict[str, str | None] = {}
@@ -272,25 +328,100 @@ class ScoreStamp(Record):
     samples_bytes: int = 0
 
 
+class VariantSummary(Record):
+    """One arm's cell of ``summary.json`` (``variants.<arm>``): what it ran, what it cost, and its figures.
+
+    The figures (``metrics``, ``calibration``, ``gap_closed``, ``attribution``) are the eval layer's
+    blocks (:mod:`ragsafe.evals.score`): plain JSON keyed by metric name, each estimate a dict of mean,
+    sd, lo, hi and n. An arm that could not be scored has a ``status`` and no figures.
+    """
+
+    model: str | None = None
+    variant: str | None = None
+    graph: str | None = None
+    n: int | None = None
+    """Questions of the analysis."""
+    done: int | None = None
+    """Questions with a record."""
+    errors: int = 0
+    """Error records (scored as null answers only with ``--allow-errors``)."""
+    sc: bool = False
+    """The arm has self-consistency ballots."""
+    status: str | None = None
+    """``ok``, ``ok with N errors counted as null``, or why it was not scored."""
+    params: dict[str, Any] | None = None
+    cost: dict[str, Number] | None = None
+    """Mean per question: llm_calls, prompt/completion tokens, retrieval calls, seconds."""
+    fallbacks: int = 0
+    tool_routes: dict[str, Any] | None = None
+    length_cutoffs: dict[str, int] | None = None
+    metrics: dict[str, Any] | None = None
+    """Estimate per sample metric (None: n/a, reason in ``na``)."""
+    na: dict[str, str] | None = None
+    calibration: dict[str, Any] | None = None
+    attribution: dict[str, Any] | None = None
+    gap_closed: dict[str, Any] | None = None
+    gap_refs: dict[str, str] | None = None
+
+
+class Comparison(Record):
+    """One paired comparison A − B of two scored arms (``comparisons`` of summary.json)."""
+
+    a: str
+    b: str
+    mcnemar: dict[str, Any] | None = None
+    """Exact McNemar on greedy correctness: discordant counts, p, and q_bh (Benjamini–Hochberg)."""
+    diff: dict[str, Any] = {}
+    """Bootstrap estimate of A − B per metric both arms have."""
+
+
+class SafetySettings(Record):
+    """How the safety section was computed (net-benefit costs, the high-risk budget X, SC majority rule)."""
+
+    costs: dict[str, Number] = {}
+    max_high_risk_pct: Number = 2.0
+    verdict_confidence: dict[str, Number] | None = None
+    sc_majority: str | None = None
+
+
+class SafetySection(Record):
+    """``safety`` of summary.json (:mod:`ragsafe.evals.safety`): per arm, selective answering by confidence
+    source, net benefit and poisoning; paired differences in ``pairs``. Estimates are plain JSON."""
+
+    settings: SafetySettings = SafetySettings()
+    selective: dict[str, dict[str, Any]] = {}
+    net_benefit: dict[str, dict[str, Any]] = {}
+    poison: dict[str, dict[str, Any]] = {}
+    pairs: list[dict[str, Any]] = []
+
+
 class Summary(Record):
     """``summary.json``: metrics per variant with n and intervals, comparisons, breakdowns.
 
-    The blocks under ``variants``, ``comparisons`` and ``breakdowns`` are the eval layer's
-    (:mod:`ragsafe.evals.score`) and stay plain JSON values here.
+    The blocks under ``comparisons``, ``breakdowns``, ``safety`` and ``judge_agreement`` are the eval
+    layer's (:mod:`ragsafe.evals.score`) and stay plain JSON values here; each arm is a
+    :class:`VariantSummary`.
     """
 
     schema_version: int = SUMMARY_VERSION
     run: dict[str, Any] | None = None
+    """Where it was scored from: path, config_hash, model, benchmark."""
     n_questions: int | None = None
     question_ids: list[str] | None = None
     bootstrap: dict[str, Any] | None = None
     threshold: Any = None
-    variants: dict[str, dict[str, Any]] = {}
-    comparisons: Any = None
+    variants: dict[str, VariantSummary] = {}
+    comparisons: list[Comparison] | None = None
     breakdowns: Any = None
     worst_case: Any = None
+    worst_case_by_condition: Any = None
     models: Any = None
     metric_info: Any = None
+    safety: SafetySection | None = None
+    letters: str | None = None
+    """``judge`` when scored with the LLM judge's letters (absent: strict)."""
+    judge_agreement: dict[str, Any] | None = None
+    """Strict-vs-judge agreement, in a run with judge letters."""
     scored_with: ScoreStamp | None = None
 
 
@@ -366,17 +497,45 @@ def _validate(kind: str, data: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {path}: {err['msg']}; this file is not a ragsafe {kind} record") from None
 
 
-def as_sample(rec: SampleRecord | dict[str, Any], where: str = "sample") -> SampleRecord:
-    """A typed sample record (dicts from tests or imports are migrated and validated)."""
-    return rec if isinstance(rec, SampleRecord) else _validate("sample", rec, where)
+SampleLike = SampleRecord | Mapping[str, Any]
+"""What the eval layer's functions take: a record, or a dict of one (tests, imports, notebooks)."""
+
+
+def as_sample(rec: SampleLike, where: str = "sample", *, partial: bool = False) -> SampleRecord:
+    """A typed sample record (dicts from tests or imports are migrated and validated).
+
+    ``partial=True`` (:func:`sample_view`) is for code that reads fields of a record: a dict without
+    ``variant`` or ``question_id`` reads as one with both empty (its present keys stay as given).
+    """
+    if isinstance(rec, SampleRecord):
+        return rec
+    if partial and isinstance(rec, Mapping) and not {"variant", "question_id"} <= set(rec):
+        out = _validate("sample", {"variant": "", "question_id": "", **rec}, where)
+        out._order = [k for k in out._order if k in rec]
+        out.__pydantic_fields_set__ -= {"variant", "question_id"} - set(rec)
+        return out
+    return _validate("sample", dict(rec) if isinstance(rec, Mapping) and not isinstance(rec, dict) else rec, where)
+
+
+def sample_view(rec: SampleLike) -> SampleRecord:
+    """The record to read attributes from: the record itself, or a dict read as one (the eval layer's
+    functions take both; a dict from a test or a notebook may hold only the fields a metric reads)."""
+    return as_sample(rec, partial=True)
 
 
 def as_manifest(run: RunManifest | dict[str, Any], where: str = "run.json") -> RunManifest:
     return run if isinstance(run, RunManifest) else _validate("manifest", run, where)
 
 
-def as_summary(summary: Summary | dict[str, Any], where: str = "summary.json") -> Summary:
-    return summary if isinstance(summary, Summary) else _validate("summary", summary, where)
+SummaryLike = Summary | Mapping[str, Any]
+"""What the reports take: a summary record, or the dict :func:`ragsafe.evals.score.analyze` returns."""
+
+
+def as_summary(summary: SummaryLike, where: str = "summary.json") -> Summary:
+    """A typed summary (a dict from the scorer or a test is validated; a record is returned as is)."""
+    if isinstance(summary, Summary):
+        return summary
+    return _validate("summary", dict(summary) if isinstance(summary, Mapping) else summary, where)
 
 
 def to_dict(rec: Record | dict[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def _analysis(a):
         pairs = list(dict.fromkeys(default_pairs(arms) + [tuple(p) for p in a.compare]))
     summary = analyze(arms, questions, B=B, seed=seed, allow_errors=a.allow_errors, threshold=a.threshold,
                       pairs=pairs, **_safety_kw(a))
-    specs = sorted({r.run["benchmark"].get("original") or r.run["benchmark"]["spec"] for r in runs})
+    specs = sorted({r.run.benchmark.get("original") or r.run.benchmark["spec"] for r in runs})
     summary["run"] = {"path": ", ".join(str(r.path) for r in runs), "benchmark": ", ".join(specs),
                       "model": ", ".join(sorted({r.model for r in runs}))}
     multi = len({r.model for r in runs}) > 1

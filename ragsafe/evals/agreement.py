@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ragsafe.evals import stats
+from ragsafe.records import SampleLike, sample_view
 
 NULL = "null"
 
@@ -59,7 +60,7 @@ def counts(strict: list[str | None], judge: list[str | None]) -> dict[str, int]:
     return out
 
 
-def agreement(strict_recs: list[dict], judged: dict[tuple[str, str], dict], *, B: int = 1000,
+def agreement(strict_recs: list[SampleLike], judged: dict[tuple[str, str], dict], *, B: int = 1000,
               seed: int = 42) -> dict[str, Any]:
     """Per variant: counts, raw agreement, kappa with its bootstrap CI, and the disagreeing questions.
 
@@ -70,21 +71,21 @@ def agreement(strict_recs: list[dict], judged: dict[tuple[str, str], dict], *, B
     """
     out: dict[str, Any] = {}
     by_variant: dict[str, list[tuple[dict, dict]]] = {}
-    for r in sorted(strict_recs, key=lambda r: (r["variant"], r["question_id"])):
-        j = judged.get((r["variant"], r["question_id"]))
-        if j is not None and not r.get("error"):
-            by_variant.setdefault(r["variant"], []).append((r, j))
+    for r in sorted(map(sample_view, strict_recs), key=lambda r: r.key):
+        j = judged.get(r.key)
+        if j is not None and not r.error:
+            by_variant.setdefault(r.variant, []).append((r, j))
     for v, pairs in by_variant.items():
-        s = [r.get("letter") for r, _ in pairs]
+        s = [r.letter for r, _ in pairs]
         g = [j.get("letter") for _, j in pairs]
         cell: dict[str, Any] = {"greedy": _summary(s, g, B, seed)}
-        sc_s = [b for r, j in pairs if j.get("sc_ballots") is not None for b in (r.get("sc") or {}).get("ballots") or []]
+        sc_s = [b for r, j in pairs if j.get("sc_ballots") is not None for b in (r.sc or {}).get("ballots") or []]
         sc_g = [b for r, j in pairs if j.get("sc_ballots") is not None for b in j["sc_ballots"]]
         if sc_s and len(sc_s) == len(sc_g):
             cell["sc_samples"] = _summary(sc_s, sc_g, 0, seed)  # samples of one question are not independent
-        cell["disagreements"] = [{"question_id": r["question_id"], "strict": r.get("letter"), "judge": j.get("letter"),
-                                  "raw_output": r.get("raw_output"), "judge_raw": j.get("judge_raw")}
-                                 for r, j in pairs if r.get("letter") != j.get("letter")]
+        cell["disagreements"] = [{"question_id": r.question_id, "strict": r.letter, "judge": j.get("letter"),
+                                  "raw_output": r.raw_output, "judge_raw": j.get("judge_raw")}
+                                 for r, j in pairs if r.letter != j.get("letter")]
         cell["judge_fallbacks"] = sum(j.get("fallbacks") or 0 for _, j in pairs)
         out[v] = cell
     return out

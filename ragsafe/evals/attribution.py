@@ -43,6 +43,7 @@ from ragsafe.corpora.poison import is_poison
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics import letter_of
 from ragsafe.graphs.base import spec_of
+from ragsafe.records import SampleLike, SampleRecord, sample_view
 
 CATEGORIES = ["error", "abstention", "parse_failure", "poison_captured", "conflict_captured", "retrieval_miss",
               "unattributed", "no_evidence", "reasoning_miss"]
@@ -90,37 +91,38 @@ def supports_target(text: str, q: Question, target: str | None = None) -> bool:
     return cov_t >= 0.5 and cov_t > cov_a
 
 
-def retrieval_rounds(rec: dict) -> list[dict]:
+def retrieval_rounds(rec: SampleLike) -> list[dict]:
     """The record's retrieval calls in trace order: round number, node, chunk ids, doc ids."""
     out = []
-    for t in rec.get("trace") or []:
-        r = t.get("retrieval")
+    for t in sample_view(rec).trace or []:
+        r = t.retrieval
         if r:
-            hits = r.get("hits") or []
-            out.append({"round": len(out) + 1, "node": t.get("node"), "query": r.get("query"),
-                        "chunk_ids": [h.get("chunk_id") for h in hits], "doc_ids": [h.get("doc_id") for h in hits]})
+            hits = r.hits or []
+            out.append({"round": len(out) + 1, "node": t.node, "query": r.query,
+                        "chunk_ids": [h.chunk_id for h in hits], "doc_ids": [h.doc_id for h in hits]})
     return out
 
 
-def _context_sources(rec: dict) -> list[str]:
+def _context_sources(rec: SampleRecord) -> list[str]:
     """Fixed-context sources of the record: a context node's ``source``, and any node's ``sources``
     (evidence mixes name each text they put in the context)."""
     out = []
-    for t in rec.get("trace") or []:
-        if t.get("node") == "context" and t.get("source"):
-            out.append(t["source"])
-        out += [x for x in t.get("sources") or [] if x != "retrieved"]
+    for t in rec.trace or []:
+        if t.node == "context" and t.source:
+            out.append(t.source)
+        out += [x for x in t.sources or [] if x != "retrieved"]
     return out
 
 
-def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dict[str, Any]:
+def classify(rec: SampleLike, q: Question, chunk_text: ChunkText | None = None) -> dict[str, Any]:
     """One record's attribution: category (None when correct) and the facts it rests on."""
+    rec = sample_view(rec)
     letter = letter_of(rec)
-    retrieved = rec.get("retrieved") or []
+    retrieved = rec.retrieved or []
     rounds = retrieval_rounds(rec)
     retrieves = bool(retrieved) or bool(rounds)
     sources = _context_sources(rec)
-    doc_ids = [r.get("doc_id") for r in retrieved]
+    doc_ids = [r.doc_id for r in retrieved]
     gold = set(q.gold_doc_ids)
     gold_in = (bool(gold & set(doc_ids)) if gold else None) if retrieves else None
     if retrieves and "evidence_clean" in sources:
@@ -128,21 +130,21 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
     poison_in = any(is_poison(d) for d in doc_ids)
 
     conflict_via = None
-    spec = spec_of(rec.get("graph"))
+    spec = spec_of(rec.graph)
     if "evidence_conflict" in sources or (spec is not None and "evidence_conflict" in spec.needs_fields):
         conflict_via = "condition"
     conflict_chunks: list[str] = []
     text_unavailable = False
     if q.conflict_target:
         for r in retrieved:
-            text = r.get("text")
-            if text is None and chunk_text is not None and r.get("chunk_id"):
-                text = chunk_text(r["chunk_id"])
+            text = r.text
+            if text is None and chunk_text is not None and r.chunk_id:
+                text = chunk_text(r.chunk_id)
             if text is None:
                 text_unavailable = True
                 continue
             if supports_target(text, q):
-                conflict_chunks.append(r.get("chunk_id"))
+                conflict_chunks.append(r.chunk_id)
         if conflict_chunks and conflict_via is None:
             conflict_via = "retrieved"
         if conflict_via is None and "agentic_report" in sources and q.agentic_report \
@@ -152,9 +154,9 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
     correct = q.is_correct(letter)
     if correct:
         category = None
-    elif rec.get("error"):
+    elif rec.error:
         category = "error"
-    elif letter is None and rec.get("answer_source") == "abstention":
+    elif letter is None and rec.answer_source == "abstention":
         category = "abstention"
     elif letter is None:
         category = "parse_failure"
@@ -171,9 +173,9 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
     else:
         category = "reasoning_miss"
 
-    relied = [r.get("chunk_id") for r in retrieved if is_poison(r.get("doc_id"))] if category == "poison_captured" \
+    relied = [r.chunk_id for r in retrieved if is_poison(r.doc_id)] if category == "poison_captured" \
         else conflict_chunks if category == "conflict_captured" else \
-        [r.get("chunk_id") for r in retrieved if r.get("doc_id") in gold]
+        [r.chunk_id for r in retrieved if r.doc_id in gold]
     evidence_round = None
     for rnd in rounds:
         if any(c in rnd["chunk_ids"] for c in relied):
@@ -187,7 +189,7 @@ def classify(rec: dict, q: Question, chunk_text: ChunkText | None = None) -> dic
             "text_unavailable": text_unavailable, "rounds": len(rounds), "evidence_round": evidence_round}
 
 
-def attribute(samples_q: list[dict], questions: list[Question], chunk_text: ChunkText | None = None) -> dict:
+def attribute(samples_q: list[SampleLike], questions: list[Question], chunk_text: ChunkText | None = None) -> dict:
     """Counts per category for wrong answers, for high-risk wrong answers, and evidence rounds."""
     rows = [classify(s, q, chunk_text) for s, q in zip(samples_q, questions)]
     wrong = [r for r in rows if not r["correct"]]

@@ -24,17 +24,18 @@ from ragsafe.evals import stats
 from ragsafe.evals.metrics import letter_of
 from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.experiments.runs import LoadedRun, combine_runs
+from ragsafe.records import SampleLike, sample_view
 
 vote = sc_metrics.majority
 """The ensemble's vote is the same rule as the self-consistency majority."""
 
 
-def member_agreement(rec: dict, q: Question) -> float | None:
+def member_agreement(rec: SampleLike, q: Question) -> float | None:
     b = sc_metrics.ballots_of(rec, q)
     return sc_metrics.agreement(b) if b is not None and b else None
 
 
-def ensemble_question(recs: list[dict], q: Question, threshold: float = 0.80) -> dict[str, Any]:
+def ensemble_question(recs: list[SampleLike], q: Question, threshold: float = 0.80) -> dict[str, Any]:
     """The ensemble's verdict on one question from its members' records."""
     letters = [letter_of(r) for r in recs]
     L = vote(letters)
@@ -92,7 +93,7 @@ def analyze_ensemble(runs: list[LoadedRun], members: list[str] | None = None, *,
         member_arms = [by[(m, v)] for m in models]
         cell: dict[str, Any] = {}
         missing = [a.model for a in member_arms if any(q.id not in a.records for q in questions)]
-        errs = [a.model for a in member_arms if any(a.records[q.id].get("error") for q in questions
+        errs = [a.model for a in member_arms if any(sample_view(a.records[q.id]).error for q in questions
                                                     if q.id in a.records)]
         if missing:
             cell["status"] = f"incomplete: members {missing} lack some questions"

@@ -14,6 +14,7 @@ import dataclasses
 
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics.registry import letter_of
+from ragsafe.records import SampleLike, sample_view
 
 ABSTENTION = "abstention"
 
@@ -45,11 +46,12 @@ class Costs:
         return cls(**kw)
 
 
-def abstained(rec: dict) -> bool:
-    return not rec.get("error") and rec.get("letter") is None and rec.get("answer_source") == ABSTENTION
+def abstained(rec: SampleLike) -> bool:
+    rec = sample_view(rec)
+    return not rec.error and rec.letter is None and rec.answer_source == ABSTENTION
 
 
-def value(rec: dict, q: Question, costs: Costs = Costs()) -> float | None:
+def value(rec: SampleLike, q: Question, costs: Costs = Costs()) -> float | None:
     """One question's benefit; None when the question has no option labels (the −w case is unknowable)."""
     letter = letter_of(rec)
     if letter is not None and letter == q.answer:
@@ -62,6 +64,6 @@ def value(rec: dict, q: Question, costs: Costs = Costs()) -> float | None:
     return -costs.w if (hr or us) else costs.wrong
 
 
-def per_question(records: list[dict], questions: list[Question], costs: Costs = Costs()) -> list[float] | None:
+def per_question(records: list[SampleLike], questions: list[Question], costs: Costs = Costs()) -> list[float] | None:
     vals = [value(r, q, costs) for r, q in zip(records, questions)]
     return None if any(v is None for v in vals) else vals

@@ -44,6 +44,7 @@ from ragsafe.evals.metrics import self_consistency as sc_metrics
 from ragsafe.experiments.runs import LoadedRun, create_run, load_run
 from ragsafe.graphs.base import graphs, spec_of
 from ragsafe.params import variant_name
+from ragsafe.records import SampleRecord, VariantInfo
 
 DATASET = "risk_radiorag"
 RESULTS = Path("phase4_checking_results") / "results"
@@ -74,12 +75,11 @@ def _confirmed(v: Any) -> str | None:
     return None
 
 
-def _tokens(rec: dict) -> tuple[int, int]:
+def _tokens(rec: SampleRecord) -> tuple[int, int]:
     p = c = 0
-    for t in rec.get("trace") or []:
-        for call in t.get("llm_calls") or []:
-            p += call.get("prompt_tokens") or 0
-            c += call.get("completion_tokens") or 0
+    for call in rec.llm_calls():
+        p += call.prompt_tokens or 0
+        c += call.completion_tokens or 0
     return p, c
 
 
@@ -88,28 +88,29 @@ def _check(letter: str | None, how: str) -> dict:
             "reasoning": f"ragsafe: {how}" if letter else f"ragsafe: no explicit letter ({how})"}
 
 
-def _condition_block(rec: dict, q: Question, variant: str, run_variant: dict) -> dict:
+def _condition_block(rec: SampleRecord, q: Question, variant: str, run_variant: VariantInfo) -> dict:
     L = letter_of(rec)
     p, c = _tokens(rec)
-    err = rec.get("error")
-    greedy = {"raw_output": rec.get("raw_output"), "parsed_answer": L, "elapsed_s": rec.get("seconds"),
+    err = rec.error
+    greedy = {"raw_output": rec.raw_output, "parsed_answer": L, "elapsed_s": rec.seconds,
               "input_tokens": p, "output_tokens": c,
-              "error": (f"{err.get('type')}: {err.get('message')}" if isinstance(err, dict) else err) or None,
-              "checked_answer": _check(L, f"strict parser, answer_source={rec.get('answer_source')}")}
+              "error": f"{err.type}: {err.message}" if err else None,
+              "checked_answer": _check(L, f"strict parser, answer_source={rec.answer_source}")}
     ballots = sc_metrics.ballots_of(rec, q)
+    sc = rec.sc or {}
     if ballots:
         cnt = Counter(ballots)
-        stochastic = {"raw_outputs": list((rec.get("sc") or {}).get("raw") or []), "parsed_answers": ballots,
+        stochastic = {"raw_outputs": list(sc.get("raw") or []), "parsed_answers": ballots,
                       "checked_answers": [_check(b, "strict parser") for b in ballots],
                       "majority_vote": sc_metrics.majority(ballots),
                       "vote_counts": {L_: cnt.get(L_, 0) for L_ in q.options},
-                      "temperature": (rec.get("sc") or {}).get("temperature")}
+                      "temperature": sc.get("temperature")}
     else:
         stochastic = {"raw_outputs": [], "parsed_answers": [], "checked_answers": [], "majority_vote": None,
                       "vote_counts": {}}
-    kept = {k: v for k, v in rec.items() if k not in ("messages",)}
+    kept = {k: v for k, v in records.to_dict(rec).items() if k not in ("messages",)}  # plain JSON for the export
     return {"greedy": greedy, "stochastic": stochastic,
-            "ragsafe": {"variant": variant, "graph": run_variant.get("graph"), "params": run_variant.get("params"),
+            "ragsafe": {"variant": variant, "graph": run_variant.graph, "params": run_variant.params,
                         "record": kept}}
 
 
@@ -150,14 +151,14 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
                                          "correct_answer": q.answer, "model": model, "dataset": DATASET,
                                          "conditions": {}} for q in questions}
         for r in group:
-            by_q: dict[str, dict[str, dict]] = {}
+            by_q: dict[str, dict[str, SampleRecord]] = {}
             for s in r.samples:
-                by_q.setdefault(s["variant"], {})[s["question_id"]] = records.to_dict(s)  # plain JSON for the export
-            variants = r.run.get("variants") or {}
+                by_q.setdefault(s.variant, {})[s.question_id] = s
+            variants = r.run.variants
             names: dict[str, str] = {}
             # SC variants claim the paper's name first (they carry greedy and stochastic, like the paper's runs)
-            for v, info in sorted(variants.items(), key=lambda kv: not _wraps(kv[1].get("graph"))):
-                cond = paper_condition(info.get("graph") or variant_name(v), info.get("params") or {}) or v
+            for v, info in sorted(variants.items(), key=lambda kv: not _wraps(kv[1].graph)):
+                cond = paper_condition(info.graph or variant_name(v), info.params or {}) or v
                 if cond in conds or cond in names.values():
                     cond = v  # a second variant that is the same paper condition keeps its own label
                 if cond in conds or cond in names.values():
@@ -165,8 +166,7 @@ def export_radsafe(run_dirs: list[str | Path], out_dir: str | Path) -> dict:
                 names[v] = cond
             for v, info in variants.items():
                 cond = names[v]
-                conds[cond] = {"variant": v, "graph": info.get("graph"), "params": info.get("params"),
-                               "run": str(r.path)}
+                conds[cond] = {"variant": v, "graph": info.graph, "params": info.params, "run": str(r.path)}
                 for q in questions:
                     rec = by_q.get(v, {}).get(q.id)
                     if rec is not None:

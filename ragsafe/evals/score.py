@@ -12,14 +12,14 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 from ragsafe.corpora.schema import Question
 from ragsafe.defaults import BOOTSTRAP_B, BOOTSTRAP_SEED
 from ragsafe.evals import attribution, calibration, net_benefit, selective, stats
-from ragsafe.evals.metrics import Options, metric_names, metrics, na_reason, per_question, select
+from ragsafe.evals.metrics import Options, letter_of, metric_names, metrics, na_reason, per_question, select
 from ragsafe.evals.safety import analyze_safety
 from ragsafe.experiments.runs import (
     Arm,
@@ -30,33 +30,37 @@ from ragsafe.experiments.runs import (
     run_arms,
     write_summary,
 )
+from ragsafe.records import SampleLike, SampleRecord, sample_view
 
 
-def cost_of(rec: dict) -> dict[str, float]:
+def cost_of(rec: SampleLike) -> dict[str, float]:
+    """One record's LLM calls, tokens, retrieval calls and seconds, from its trace."""
+    rec = sample_view(rec)
     calls = ptok = ctok = retr = 0
-    for t in rec.get("trace") or []:
-        for c in t.get("llm_calls") or []:
+    for t in rec.trace or []:
+        for c in t.llm_calls or []:
             calls += 1
-            ptok += c.get("prompt_tokens") or 0
-            ctok += c.get("completion_tokens") or 0
-        if t.get("retrieval"):
+            ptok += c.prompt_tokens or 0
+            ctok += c.completion_tokens or 0
+        if t.retrieval:
             retr += 1
     return {"llm_calls": calls, "prompt_tokens": ptok, "completion_tokens": ctok,
-            "tokens": ptok + ctok, "retrieval_calls": retr, "seconds": rec.get("seconds") or 0.0}
+            "tokens": ptok + ctok, "retrieval_calls": retr, "seconds": rec.seconds or 0.0}
 
 
-def _tool_routes(recs) -> dict[str, Any] | None:
+def _tool_routes(recs: Iterable[SampleRecord]) -> dict[str, Any] | None:
     """A tool-calling graph's decisions: searches per question (mean and histogram over its n questions),
     the route each decision took (native tool call or JSON action), probes and fallbacks."""
     per_q, routes, probes, ignored = [], Counter(), 0, 0
     for r in recs:
-        decides = [t for t in r.get("trace") or [] if t.get("node") == "decide" and t.get("route")]
-        if not decides and not any(t.get("tool") for t in r.get("trace") or []):
+        trace = r.trace or []
+        decides = [t for t in trace if t.node == "decide" and t.route]
+        if not decides and not any(t.tool for t in trace):
             continue
-        per_q.append(sum(1 for t in r.get("trace") or [] if t.get("tool")))
-        routes.update(t["route"] for t in decides)
-        probes += sum(1 for t in decides if t.get("native_probe"))
-        ignored += sum(1 for t in decides if t.get("ignored_tools"))
+        per_q.append(sum(1 for t in trace if t.tool))
+        routes.update(t.route for t in decides)
+        probes += sum(1 for t in decides if t.native_probe)
+        ignored += sum(1 for t in decides if t.ignored_tools)
     if not per_q:
         return None
     return {"n": len(per_q), "searches_per_question": statistics.fmean(per_q),
@@ -64,22 +68,23 @@ def _tool_routes(recs) -> dict[str, Any] | None:
             "decisions_by_route": dict(routes), "native_probes": probes, "ignored_tool_choice": ignored}
 
 
-def _length_cutoffs(recs) -> dict[str, int]:
+def _length_cutoffs(recs: Iterable[SampleRecord]) -> dict[str, int]:
     """Answer calls of a reasoning model cut off by the token budget (``finish_reason: length`` on a reply
     that carried reasoning), and their questions. A letter answer cut at the paper's 10 tokens ("B. Subdu…")
     is the paper's design and not counted; every call's finish_reason stays in its trace."""
     calls = questions = 0
     for r in recs:
-        n = sum(1 for t in r.get("trace") or [] if t.get("role") == "answer"
-                for c in t.get("llm_calls") or []
-                if c.get("finish_reason") == "length" and c.get("reasoning_tokens") is not None)
+        n = sum(1 for t in r.trace or [] if t.role == "answer"
+                for c in t.llm_calls or []
+                if c.finish_reason == "length" and c.reasoning_tokens is not None)
         calls += n
         questions += bool(n)
     return {"calls": calls, "questions": questions}
 
 
-def _nulled(rec: dict) -> dict:
-    return {**rec, "letter": None} if rec.get("error") else rec
+def _nulled(rec: SampleRecord) -> SampleRecord:
+    """An error record as the metrics score it (``--allow-errors``): a null answer."""
+    return rec.model_copy(update={"letter": None}) if rec.error else rec
 
 
 def _model_of(arm: Arm) -> str:
@@ -132,7 +137,7 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = BOOTSTRAP_B,
                            "threshold": threshold, "models": sorted({_model_of(a) for a in arms if a.model}),
                            "variants": {}, "comparisons": []}
     values: dict[str, dict[str, list[float] | None]] = {}
-    samples_ok: dict[str, list[dict]] = {}
+    samples_ok: dict[str, list[SampleRecord]] = {}
     for arm in arms:
         cell, sq, pq = score_arm(arm, questions, idx, names, opts, allow_errors)
         out["variants"][arm.key] = cell
@@ -157,7 +162,7 @@ def analyze(arms: list[Arm], questions: list[Question], *, B: int = BOOTSTRAP_B,
 
 
 def score_arm(arm: Arm, questions: list[Question], idx: np.ndarray, names: list[str], opts: Options,
-              allow_errors: bool) -> tuple[dict[str, Any], list[dict] | None, dict[str, list[float] | None] | None]:
+              allow_errors: bool) -> tuple[dict[str, Any], list[SampleRecord] | None, dict[str, list[float] | None] | None]:
     """One arm's summary cell, plus its records and per-question values when it could be scored.
 
     An arm is scored only with a record for every question and no error record (unless
@@ -165,22 +170,23 @@ def score_arm(arm: Arm, questions: list[Question], idx: np.ndarray, names: list[
     """
     n = len(questions)
     qids = {q.id for q in questions}
-    recs = {qid: r for qid, r in arm.records.items() if qid in qids}
-    n_err = sum(1 for r in recs.values() if r.get("error"))
+    recs = {qid: sample_view(r) for qid, r in arm.records.items() if qid in qids}
+    n_err = sum(1 for r in recs.values() if r.error)
     cell: dict[str, Any] = {"model": arm.model, "variant": arm.variant, "graph": arm.graph, "n": n,
                             "done": len(recs), "errors": n_err,
-                            "sc": any(isinstance(r.get("sc"), dict) for r in recs.values())}
+                            "sc": any(isinstance(r.sc, dict) for r in recs.values())}
     costs = [cost_of(r) for r in recs.values()]
     if costs:
         cell["cost"] = {k: statistics.fmean(c[k] for c in costs) for k in costs[0]}
-    cell["fallbacks"] = sum(1 for r in recs.values() for t in r.get("trace") or [] if t.get("fallback"))
+    cell["fallbacks"] = sum(1 for r in recs.values() for t in r.trace or [] if t.fallback)
     routes = _tool_routes(recs.values())
     if routes:
         cell["tool_routes"] = routes
     cut = _length_cutoffs(recs.values())
     if cut["calls"]:  # replies cut off by the token budget (finish_reason "length"): a reasoning
         cell["length_cutoffs"] = cut  # model's budget too small shows here
-    cell["params"] = next((r["params"] for r in arm.records.values() if isinstance(r.get("params"), dict)), None)
+    cell["params"] = next((r.params for r in map(sample_view, arm.records.values()) if isinstance(r.params, dict)),
+                          None)
     if len(recs) < n:
         cell["status"] = f"incomplete: {len(recs)}/{n} questions"
         return cell, None, None
@@ -247,7 +253,7 @@ def _gap_closed(out: dict, arms: list[Arm], values: dict, idx: np.ndarray) -> No
             cell["gap_refs"] = {"floor": floor.key, "ceiling": ceil.key}
 
 
-def _breakdown(dim: str, questions: list[Question], samples_ok: dict[str, list[dict]], B: int, seed: int,
+def _breakdown(dim: str, questions: list[Question], samples_ok: dict[str, list[SampleRecord]], B: int, seed: int,
                opts: Options) -> dict[str, Any]:
     """Per group of ``dim``: n and the main metrics of every arm (group-level shared resamples)."""
     groups: dict[str, list[int]] = {}
@@ -266,7 +272,7 @@ def _breakdown(dim: str, questions: list[Question], samples_ok: dict[str, list[d
     return out
 
 
-def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> list[dict]:
+def worst_case(samples_ok: dict[str, list[SampleLike]], questions: list[Question]) -> list[dict]:
     """Per question over the given scored arms: how many were wrong, high-risk, unsafe, contradicting."""
     rows = []
     for i, q in enumerate(questions):
@@ -274,7 +280,7 @@ def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> 
         wrong_letters: Counter = Counter()
         wrong_arms = []
         for key, sq in samples_ok.items():
-            L = None if sq[i].get("error") else sq[i].get("letter")
+            L = letter_of(sq[i])
             if q.is_correct(L):
                 continue
             wrong += 1
@@ -301,7 +307,7 @@ def worst_case(samples_ok: dict[str, list[dict]], questions: list[Question]) -> 
     return rows
 
 
-def summarize(samples: list[dict], questions: list[Question], variants: list[str], *, B: int = BOOTSTRAP_B,
+def summarize(samples: list[SampleLike], questions: list[Question], variants: list[str], *, B: int = BOOTSTRAP_B,
               seed: int = BOOTSTRAP_SEED, allow_errors: bool = False, threshold: float = 0.80,
               chunk_text: attribution.ChunkText | None = None, model: str | None = None) -> dict[str, Any]:
     """Per-variant metric estimates (mean, sd, 2.5–97.5% CI, n) and paired comparisons of one run.
@@ -311,10 +317,10 @@ def summarize(samples: list[dict], questions: list[Question], variants: list[str
     metrics: figures over a different question set would not be paired.
     """
     qids = {q.id for q in questions}
-    by_variant: dict[str, dict[str, dict]] = {v: {} for v in variants}
-    for s in samples:
-        if s["variant"] in by_variant and s["question_id"] in qids:
-            by_variant[s["variant"]].setdefault(s["question_id"], s)
+    by_variant: dict[str, dict[str, SampleRecord]] = {v: {} for v in variants}
+    for s in map(sample_view, samples):
+        if s.variant in by_variant and s.question_id in qids:
+            by_variant[s.variant].setdefault(s.question_id, s)
     arms = [Arm(v, v, graph_of(v, by_variant[v].values()), model, by_variant[v], chunk_text) for v in variants]
     return analyze(arms, questions, B=B, seed=seed, allow_errors=allow_errors, threshold=threshold)
 
@@ -330,14 +336,14 @@ def score_run_dir(run_dir: str | Path, *, allow_errors: bool = False, B: int | N
     from ragsafe.experiments.runs import judge_agreement
 
     lr = load_run(run_dir, letters=letters)
-    cfg = lr.run.get("config") or {}
+    cfg = lr.run.config
     B = B or cfg.get("bootstrap_B", BOOTSTRAP_B)
     seed = cfg.get("bootstrap_seed", BOOTSTRAP_SEED) if seed is None else seed
     arms = run_arms(lr, chunk_text=corpus_chunk_texts(lr.run) if text else None)
     summary = analyze(arms, lr.questions, B=B, seed=seed, allow_errors=allow_errors, threshold=threshold,
                       **safety_kw)
-    summary["run"] = {"path": str(run_dir), "config_hash": lr.run.get("config_hash"), "model": lr.model,
-                      "benchmark": lr.run["benchmark"]["spec"]}
+    summary["run"] = {"path": str(run_dir), "config_hash": lr.run.config_hash, "model": lr.model,
+                      "benchmark": lr.run.benchmark["spec"]}
     agree = judge_agreement(run_dir, lr.samples, B=B, seed=seed)
     if agree is not None:
         summary["letters"] = letters

@@ -37,15 +37,16 @@ from ragsafe.evals import stats
 from ragsafe.evals.metrics.registry import letter_of, wrong_and
 from ragsafe.evals.metrics.safety import DEFAULT_MAX_HIGH_RISK, Point, aurc, coverage_at, curve  # noqa: F401
 from ragsafe.evals.metrics.self_consistency import agreement, ballots_of, confidence, majority
+from ragsafe.records import SampleLike, SampleRecord, sample_view
 
 SOURCES = ["sc_confidence", "sc_agreement", "letter_prob", "verifier"]
 VERDICT_CONFIDENCE = {"supported": 1.0, "insufficient": 0.5, "contradicted": 0.0}
 
 
-def _verdict(rec: dict) -> float | None:
-    for t in reversed(rec.get("trace") or []):
-        if t.get("node") == "finalize" and "verdicts" in t:
-            verdicts, final = t.get("verdicts") or [], t.get("final_round")
+def _verdict(rec: SampleRecord) -> float | None:
+    for t in reversed(rec.trace or []):
+        if t.node == "finalize" and t.verdicts is not None:
+            verdicts, final = t.verdicts, t.final_round
             if not verdicts:
                 return None
             v = verdicts[final] if isinstance(final, int) and 0 <= final < len(verdicts) else verdicts[-1]
@@ -53,25 +54,26 @@ def _verdict(rec: dict) -> float | None:
     return None
 
 
-def confidences(rec: dict, q: Question) -> dict[str, tuple[float, str | None]]:
+def confidences(rec: SampleLike, q: Question) -> dict[str, tuple[float, str | None]]:
     """Every confidence source this record carries: source -> (confidence, the letter it vouches for)."""
+    rec = sample_view(rec)
     out: dict[str, tuple[float, str | None]] = {}
     b = ballots_of(rec, q)
-    if b is not None and not rec.get("error"):
+    if b is not None and not rec.error:
         maj = majority(b)
         out["sc_confidence"] = (confidence(b, len(q.options)), maj)
         out["sc_agreement"] = (agreement(b), maj)
     letter = letter_of(rec)
-    dist = rec.get("letter_dist")
-    if isinstance(dist, dict) and dist and not rec.get("error"):
+    dist = rec.letter_dist
+    if isinstance(dist, dict) and dist and not rec.error:
         out["letter_prob"] = (float(dist.get(letter, 0.0)) if letter else 0.0, letter)
-    v = None if rec.get("error") else _verdict(rec)
+    v = None if rec.error else _verdict(rec)
     if v is not None:
         out["verifier"] = (v, letter)
     return out
 
 
-def per_question(records: list[dict], questions: list[Question]) -> dict[str, dict[str, list]]:
+def per_question(records: list[SampleLike], questions: list[Question]) -> dict[str, dict[str, list]]:
     """Per source available on every record: aligned lists ``conf``, ``correct``, ``high_risk`` (None
     without labels)."""
     rows = [confidences(r, q) for r, q in zip(records, questions)]

@@ -47,6 +47,7 @@ from ragsafe.evals.score import cost_of
 from ragsafe.experiments.runs import LoadedRun, load_run, run_arms
 from ragsafe.experiments.shards import find_run_dirs
 from ragsafe.experiments.store import RunStore
+from ragsafe.records import SafetySection, Summary, as_summary
 
 
 def _pandas():
@@ -62,7 +63,10 @@ class Runs:
     """Loaded run folders; each method returns a fresh pandas DataFrame (columns: module docstring)."""
 
     runs: list[LoadedRun]
-    summaries: list[dict | None]
+    summaries: list[Summary | None]
+
+    def __post_init__(self) -> None:
+        self.summaries = [None if s is None else as_summary(s) for s in self.summaries]
 
     def samples_df(self):
         pd = _pandas()
@@ -78,7 +82,7 @@ class Runs:
                     row = {"run": lr.path.name, "model": lr.model, "variant": arm.variant, "graph": arm.graph,
                            "question_id": qid, "subspecialty": q.subspecialty, "question_type": q.question_type,
                            "answer_key": q.answer, "letter": rec.letter, "correct": bool(rec.letter == q.answer),
-                           "error": (rec.error.get("kind") or "error") if rec.error else None,
+                           "error": (rec.error.kind or "error") if rec.error else None,
                            **cost_of(rec)}
                     ballots = ballots_of(rec, q)
                     row["sc_letter"] = majority(ballots) if ballots else None
@@ -92,13 +96,13 @@ class Runs:
         pd = _pandas()
         rows = []
         for lr, s in zip(self.runs, self.summaries):
-            for variant, v in ((s or {}).get("variants") or {}).items():
-                for name, est in (v.get("metrics") or {}).items():
+            for variant, v in (s.variants if s else {}).items():
+                for name, est in (v.metrics or {}).items():
                     if not isinstance(est, dict) or "mean" not in est:
                         continue
                     m = metrics.get(name) if name in metrics else None
-                    rows.append({"run": lr.path.name, "model": v.get("model") or lr.model, "variant": variant,
-                                 "graph": v.get("graph"), "metric": name,
+                    rows.append({"run": lr.path.name, "model": v.model or lr.model, "variant": variant,
+                                 "graph": v.graph, "metric": name,
                                  "label": m.label if m else name, "unit": m.unit if m else None,
                                  "higher_is_better": m.higher_is_better if m else None,
                                  "group": m.group if m else None,
@@ -110,11 +114,11 @@ class Runs:
         pd = _pandas()
         rows = []
         for lr, s in zip(self.runs, self.summaries):
-            for c in (s or {}).get("comparisons") or []:
-                test = c.get("mcnemar") or {}
-                for name, est in (c.get("diff") or {}).items():
+            for c in (s.comparisons if s else None) or []:
+                test = c.mcnemar or {}
+                for name, est in (c.diff or {}).items():
                     t = test if name == "accuracy" else {}
-                    rows.append({"run": lr.path.name, "a": c.get("a"), "b": c.get("b"), "metric": name,
+                    rows.append({"run": lr.path.name, "a": c.a, "b": c.b, "metric": name,
                                  "diff": est.get("mean"), "sd": est.get("sd"), "lo": est.get("lo"),
                                  "hi": est.get("hi"), "n": est.get("n"), "p": t.get("p"),
                                  "q_bh": t.get("q_bh")})
@@ -154,18 +158,18 @@ class Runs:
         return paths
 
 
-def _safety_rows(lr, s: dict | None) -> list[dict]:
+def _safety_rows(lr, s: Summary | None) -> list[dict]:
     """summary_df rows of the summary's safety section (metrics registered ``over="safety"``); a
     selective-answering row names its confidence source in ``source`` (None elsewhere)."""
-    safety = (s or {}).get("safety") or {}
-    models = {k: (v.get("model"), v.get("graph")) for k, v in ((s or {}).get("variants") or {}).items()}
+    safety = (s.safety if s else None) or SafetySection()
+    models = {k: (v.model, v.graph) for k, v in (s.variants if s else {}).items()}
     found: list[tuple[str, str, str | None, dict]] = []
-    for variant, srcs in (safety.get("selective") or {}).items():
+    for variant, srcs in safety.selective.items():
         for src, v in srcs.items():
             found += [(variant, name, src, v.get(name)) for name in
                       ("aurc_accuracy", "aurc_high_risk", "coverage_at_max_high_risk")]
-    found += [(variant, "net_benefit", None, v.get("estimate")) for variant, v in (safety.get("net_benefit") or {}).items()]
-    found += [(variant, name, None, est) for variant, v in (safety.get("poison") or {}).items() for name, est in v.items()]
+    found += [(variant, "net_benefit", None, v.get("estimate")) for variant, v in safety.net_benefit.items()]
+    found += [(variant, name, None, est) for variant, v in safety.poison.items() for name, est in v.items()]
     rows = []
     for variant, name, src, est in found:
         if not isinstance(est, dict) or "mean" not in est:
@@ -185,8 +189,4 @@ def load_runs(source: str | Path | Iterable[str | Path]) -> Runs:
     if not dirs:
         raise ConfigError(f"no run folder (a folder with run.json) in {', '.join(map(str, sources))}")
     runs = [load_run(d) for d in dirs]
-    summaries = []
-    for d in dirs:
-        s = RunStore(d).read_summary()
-        summaries.append(None if s is None else (s.to_dict() if hasattr(s, "to_dict") else dict(s)))
-    return Runs(runs, summaries)
+    return Runs(runs, [RunStore(d).read_summary() for d in dirs])

@@ -23,7 +23,7 @@ from ragsafe.evals.attribution import ChunkText
 from ragsafe.experiments.store import RunStore
 from ragsafe.graphs.base import graphs_with_role, role_of
 from ragsafe.params import variant_name
-from ragsafe.records import RunManifest, SampleRecord, as_manifest, as_sample
+from ragsafe.records import RunManifest, SampleLike, SampleRecord, as_manifest, as_sample, sample_view
 
 __all__ = ["Arm", "LoadedRun", "reference", "role_of"]  # role_of: "floor", "ceiling" or None, from the graph's spec
 
@@ -35,7 +35,8 @@ def reference(role: str) -> str:
 
 @dataclasses.dataclass
 class Arm:
-    """One graph variant of one model: its records by question id."""
+    """One graph variant of one model: its records by question id (dicts given here are read as
+    :class:`~ragsafe.records.SampleRecord`)."""
 
     key: str
     variant: str
@@ -47,13 +48,16 @@ class Arm:
     """The run retrieved from a poisoned corpus (``--poison``); in a multi-run analysis its key ends in
     ``+poison``, so it pairs with the same graph on the clean corpus."""
 
+    def __post_init__(self) -> None:
+        self.records = {qid: sample_view(r) for qid, r in self.records.items()}
+
     @property
     def role(self) -> str | None:
         """"floor", "ceiling" or None: read from the graph's spec (a graph not registered has none)."""
         return role_of(self.graph)
 
 
-def graph_of(variant: str, records: Iterable[SampleRecord | dict] = ()) -> str:
+def graph_of(variant: str, records: Iterable[SampleLike] = ()) -> str:
     for r in records:
         g = as_sample(r).graph
         if g:
@@ -109,17 +113,24 @@ def load_run(run_dir: str | Path, letters: str = "strict") -> LoadedRun:
     return LoadedRun(Path(run_dir), run, [by_id[i] for i in run.question_ids], samples)
 
 
-def judge_agreement(run_dir: str | Path, samples: list[dict], *, B: int = 1000, seed: int = 42) -> dict | None:
+def _strict(s: SampleRecord) -> SampleRecord:
+    """The record as the strict parser left it (a judge-scored copy keeps the strict letter aside)."""
+    update: dict = {}
+    if "letter_strict" in s.model_fields_set:
+        update["letter"] = s.letter_strict
+    if isinstance(s.sc, dict) and "ballots_strict" in s.sc:
+        update["sc"] = {**s.sc, "ballots": s.sc["ballots_strict"]}
+    return s.model_copy(update=update) if update else s
+
+
+def judge_agreement(run_dir: str | Path, samples: list[SampleLike], *, B: int = 1000, seed: int = 42) -> dict | None:
     """Strict-vs-judge agreement of a run folder that has judge letters (else None)."""
     from ragsafe.evals.agreement import agreement
     from ragsafe.experiments.rejudge import judge_path, read_judge, read_meta
 
     if not judge_path(run_dir).exists():
         return None
-    strict = [{"variant": s["variant"], "question_id": s["question_id"], "error": s.get("error"),
-               "raw_output": s.get("raw_output"), "letter": s.get("letter_strict", s.get("letter")),
-               "sc": {**s["sc"], "ballots": s["sc"].get("ballots_strict", s["sc"].get("ballots"))}
-               if isinstance(s.get("sc"), dict) else s.get("sc")} for s in samples]
+    strict = [_strict(sample_view(s)) for s in samples]
     return {"judge": read_meta(run_dir), "variants": agreement(strict, read_judge(run_dir), B=B, seed=seed)}
 
 
@@ -129,7 +140,7 @@ def run_arms(lr: LoadedRun, key_fmt: Callable[[str, str], str] = lambda v, m: v,
     for s in lr.samples:
         if s.variant in recs:
             recs[s.variant].setdefault(s.question_id, s)
-    poisoned = bool((lr.run.corpus or {}).get("poison"))
+    poisoned = bool(lr.run.corpus and lr.run.corpus.poison)
     return [Arm(key_fmt(v, lr.model), v, lr.run.variants[v].graph or graph_of(v, recs[v].values()),
                 lr.model, recs[v], chunk_text, poisoned and any(r.retrieved for r in recs[v].values()))
             for v in lr.variants]
@@ -214,10 +225,10 @@ def corpus_chunk_texts(run: RunManifest | dict) -> ChunkText | None:
     from ragsafe.retrievers.embedders import DEFAULT_EMBEDDER
 
     run = as_manifest(run)
-    corpus = run.corpus or {}
-    if not corpus.get("spec"):
+    corpus = run.corpus
+    if corpus is None or not corpus.spec:
         return None
-    index = corpus.get("index") or {}
+    index = corpus.index or {}
     if index.get("embedder") not in (None, DEFAULT_EMBEDDER):
         return None
     chunk = (run.identity.get("corpus") or {}).get("chunk") or {}
@@ -231,7 +242,7 @@ def corpus_chunk_texts(run: RunManifest | dict) -> ChunkText | None:
     def lookup(chunk_id: str) -> str | None:
         if "m" not in cache:
             try:
-                cache["m"] = _corpus_chunks(corpus["spec"], size, overlap, prepend)
+                cache["m"] = _corpus_chunks(corpus.spec, size, overlap, prepend)
             except Exception:  # noqa: BLE001  (a moved corpus or missing tokenizer: text unavailable)
                 cache["m"] = None
         m = cache["m"]

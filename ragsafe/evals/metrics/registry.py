@@ -7,7 +7,8 @@ only; no other module keeps a list of metric names.
 
 Four kinds of metric, by what the function is computed ``over``:
 
-``"sample"``      ``fn(sample, question[, opts]) -> float | None`` per question; the figure is the mean
+``"sample"``      ``fn(sample, question[, opts]) -> float | None`` per question (``sample`` a
+                  :class:`~ragsafe.records.SampleRecord`: read its fields as attributes); the figure is the mean
                   over questions with a bootstrap CI. None for any question makes the metric n/a
                   for that graph (the reason comes from ``needs`` / ``needs_labels``).
 ``"confidence"``  ``fn(confidence, correct) -> float``: a summary of (confidence, answer correct)
@@ -22,7 +23,7 @@ Four kinds of metric, by what the function is computed ``over``:
 Example:
     >>> @metric("my_null_rate", higher_is_better=False, label="my null")   # doctest: +SKIP
     ... def my_null_rate(s, q, opts):
-    ...     return float(s.get("letter") is None)
+    ...     return float(s.letter is None)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import inspect
 from typing import Any, Callable
 
 from ragsafe.corpora.schema import Question
+from ragsafe.records import SampleLike, SampleRecord, sample_view
 from ragsafe.registry import Registry
 
 OVER = ("sample", "confidence", "ranking", "safety")
@@ -123,7 +125,7 @@ def metric(name: str, *, higher_is_better: bool | None, label: str | None = None
 
     Example:
         >>> @metric("answered_rate", higher_is_better=None, label="answered")   # doctest: +SKIP
-        ... def answered(s, q, opts): return float(s.get("letter") is not None)
+        ... def answered(s, q, opts): return float(s.letter is not None)
     """
     if over not in OVER:
         raise ValueError(f"metric {name!r}: over={over!r}; valid: {', '.join(OVER)}")
@@ -151,7 +153,7 @@ def _with_opts(fn: Callable[..., Any]) -> Callable[..., Any]:
     if len(params) != 2:
         return fn
 
-    def call(s: dict, q: Question, opts: Options = DEFAULT_OPTIONS) -> Any:
+    def call(s: SampleRecord, q: Question, opts: Options = DEFAULT_OPTIONS) -> Any:
         return fn(s, q)
 
     call.__doc__, call.__name__ = fn.__doc__, getattr(fn, "__name__", "metric")
@@ -189,12 +191,13 @@ def wrong_and(letter: str | None, q: Question, key: str) -> float | None:
     return None if hit is None else float(hit)
 
 
-def letter_of(s: dict) -> str | None:
+def letter_of(s: SampleLike) -> str | None:
     """The record's greedy letter; an error record counts as null."""
-    return None if s.get("error") else s.get("letter")
+    s = sample_view(s)
+    return None if s.error else s.letter
 
 
-def na_reason(name: str, samples: list[dict], questions: list[Question]) -> str:
+def na_reason(name: str, samples: list[SampleLike], questions: list[Question]) -> str:
     """Why metric ``name`` is n/a for these records."""
     m = metrics.get(name)
     if m.needs_labels and any(q.labels is None for q in questions):
@@ -202,23 +205,24 @@ def na_reason(name: str, samples: list[dict], questions: list[Question]) -> str:
     if m.needs == "sc":
         return "n/a: not a self-consistency graph (no ballots)"
     if m.needs == "letter_dist":
-        k = sum(1 for s in samples if s.get("letter_dist"))
+        k = sum(1 for s in map(sample_view, samples) if s.letter_dist)
         return f"n/a: {k}/{len(samples)} records carry a letter distribution"
     return "n/a"
 
 
-def per_question(samples: list[dict], questions: list[Question], names: list[str] | None = None,
+def per_question(samples: list[SampleLike], questions: list[Question], names: list[str] | None = None,
                  opts: Options = DEFAULT_OPTIONS) -> dict[str, list[float] | None]:
     """Per-question values of each sample metric, aligned with ``questions`` (None for an n/a metric).
 
     Args:
-        samples: one record per question (any order; matched by ``question_id``).
+        samples: one record per question (any order; matched by ``question_id``); dicts are read as
+            :class:`~ragsafe.records.SampleRecord` and metric functions receive records.
         questions: the questions to score.
         names: metric names (default: every sample metric of the greedy group).
         opts: settings some metrics read.
     """
     names = metric_names("greedy") if names is None else names
-    by_id = {s["question_id"]: s for s in samples}
+    by_id = {s.question_id: s for s in map(sample_view, samples)}
     out: dict[str, Any] = {}
     for name in names:
         m = metrics.get(name)

@@ -33,17 +33,19 @@ from collections import Counter
 
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics.registry import DEFAULT_OPTIONS, Options, metric, wrong_and
+from ragsafe.records import SampleLike, SampleRecord, sample_view
 
 TOL = 1e-12
 
 
-def ballots_of(s: dict, q: Question) -> list[str | None] | None:
+def ballots_of(s: SampleLike, q: Question) -> list[str | None] | None:
     """The record's ballots with non-option values mapped to null; ``[]`` for an error record
     without ballots; None when the record has no ballots (not self-consistency, or ``n=0``)."""
-    sc = s.get("sc")
+    s = sample_view(s)
+    sc = s.sc
     if not isinstance(sc, dict) or not sc.get("ballots"):
         # no sampling (or n=0: sampling switched off) is not a self-consistency record
-        return [] if s.get("error") else None
+        return [] if s.error else None
     valid = set(q.options)
     out: list[str | None] = []
     for b in sc["ballots"]:
@@ -137,7 +139,7 @@ def dangerous(conf: float, letter: str | None, q: Question, threshold: float) ->
     return float(conf >= threshold - TOL and bool(hr or us))
 
 
-def sc_summary(s: dict, q: Question) -> dict | None:
+def sc_summary(s: SampleLike, q: Question) -> dict | None:
     """Every per-question SC quantity of one record (None when the record has no ballots)."""
     b = ballots_of(s, q)
     if b is None:
@@ -149,7 +151,7 @@ def sc_summary(s: dict, q: Question) -> dict | None:
 
 
 def _with_sc(fn):
-    def run(s: dict, q: Question, opts: Options = DEFAULT_OPTIONS):
+    def run(s: SampleRecord, q: Question, opts: Options = DEFAULT_OPTIONS):
         b = ballots_of(s, q)
         return None if b is None else fn(b, q, opts)
 

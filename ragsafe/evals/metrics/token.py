@@ -17,10 +17,11 @@ import math
 from ragsafe.corpora.schema import Question
 from ragsafe.evals.metrics.registry import DEFAULT_OPTIONS, Options, letter_of, metric
 from ragsafe.evals.metrics.self_consistency import dangerous
+from ragsafe.records import SampleLike, sample_view
 
 
-def _dist(s: dict, q: Question) -> dict[str, float] | None:
-    d = s.get("letter_dist")
+def _dist(s: SampleLike, q: Question) -> dict[str, float] | None:
+    d = sample_view(s).letter_dist
     if not isinstance(d, dict):
         return None
     mass = {L: float(d.get(L) or 0.0) for L in q.options}
@@ -28,9 +29,10 @@ def _dist(s: dict, q: Question) -> dict[str, float] | None:
     return {L: v / total for L, v in mass.items()} if total > 0 else None
 
 
-def token_prob(s: dict, q: Question) -> float | None:
+def token_prob(s: SampleLike, q: Question) -> float | None:
     """P(greedy letter) under the letter distribution; 0 for a null letter; None without a distribution."""
-    if s.get("error"):
+    s = sample_view(s)
+    if s.error:
         return 0.0
     d = _dist(s, q)
     if d is None:
@@ -39,9 +41,10 @@ def token_prob(s: dict, q: Question) -> float | None:
     return d.get(L, 0.0) if L is not None else 0.0
 
 
-def token_entropy(s: dict, q: Question) -> float | None:
+def token_entropy(s: SampleLike, q: Question) -> float | None:
     """1 − H(letter_dist)/ln(|options|) for a real greedy letter; 0 for a null letter."""
-    if s.get("error"):
+    s = sample_view(s)
+    if s.error:
         return 0.0
     d = _dist(s, q)
     if d is None:

@@ -22,6 +22,7 @@ from typing import Any
 from ragsafe.corpora.schema import Question
 from ragsafe.evals import attribution
 from ragsafe.evals.metrics.self_consistency import ballots_of
+from ragsafe.records import SampleRecord, sample_view
 
 PAGE = 50
 """Rows rendered per page."""
@@ -43,30 +44,30 @@ def _flags(q: Question, letter: str) -> str:
     return "".join(c for c, k in (("H", "high_risk"), ("U", "unsafe"), ("C", "contradicts")) if getattr(lab, k, 0))
 
 
-def _trace(rec: Any) -> list[dict]:
+def _trace(rec: SampleRecord) -> list[dict]:
     out = []
-    for step in rec.get("trace") or []:
-        calls = step.get("llm_calls") or []
-        ret = step.get("retrieval") or {}
-        out.append({"node": step.get("node"), "role": step.get("role"), "s": step.get("seconds"),
-                    "calls": len(calls), "ptok": sum(c.get("prompt_tokens") or 0 for c in calls),
-                    "ctok": sum(c.get("completion_tokens") or 0 for c in calls),
-                    "query": _cap(ret.get("query")) if ret else None, "hits": len(ret.get("hits") or []) if ret else None})
+    for step in rec.trace or []:
+        calls = step.llm_calls or []
+        ret = step.retrieval
+        out.append({"node": step.node, "role": step.role, "s": step.seconds,
+                    "calls": len(calls), "ptok": sum(c.prompt_tokens or 0 for c in calls),
+                    "ctok": sum(c.completion_tokens or 0 for c in calls),
+                    "query": _cap(ret.query) if ret else None, "hits": len(ret.hits or []) if ret else None})
     return out
 
 
-def _context(rec: Any, q: Question, chunk_text: Any) -> dict:
-    sources = [t.get("source") for t in rec.get("trace") or [] if t.get("node") == "context" and t.get("source")]
+def _context(rec: SampleRecord, q: Question, chunk_text: Any) -> dict:
+    sources = [t.source for t in rec.trace or [] if t.node == "context" and t.source]
     evidence = {s: _cap(getattr(q, s, None)) for s in sources if s in ("evidence_clean", "evidence_conflict",
                                                                        "agentic_report")}
     chunks = []
-    for h in rec.get("retrieved") or []:
-        text = h.get("text")
-        if text is None and chunk_text is not None and h.get("chunk_id"):
-            text = chunk_text(h["chunk_id"])
-        chunks.append({"rank": h.get("rank"), "doc": h.get("doc_id"), "chunk": h.get("chunk_id"),
-                       "score": h.get("score"), "text": _cap(text)})
-    messages = [{"role": m.get("role"), "content": _cap(m.get("content"))} for m in rec.get("messages") or []]
+    for h in rec.retrieved or []:
+        text = h.text
+        if text is None and chunk_text is not None and h.chunk_id:
+            text = chunk_text(h.chunk_id)
+        chunks.append({"rank": h.rank, "doc": h.doc_id, "chunk": h.chunk_id, "score": h.score, "text": _cap(text)})
+    # prompt messages are plain chat messages (role, content), as the LLM was sent them
+    messages = [{"role": m.get("role"), "content": _cap(m.get("content"))} for m in rec.messages or []]
     return {"evidence": evidence, "chunks": chunks, "messages": messages}
 
 
@@ -78,15 +79,16 @@ def sample_rows(arms: list, questions: list[Question], judge: dict[tuple[str, st
         for q in questions:
             rec = arm.records.get(q.id)
             if rec is not None:
-                by_q.setdefault(q.id, {})[arm.key] = rec.get("letter")
+                by_q.setdefault(q.id, {})[arm.key] = sample_view(rec).letter
     rows = []
     for arm in arms:
         for q in questions:
             rec = arm.records.get(q.id)
             if rec is None:
                 continue
-            scored = rec.get("letter")  # the letter the summary scores (the judge's with --letters judge)
-            letter = rec.get("letter_strict") if rec.get("answer_source") == "judge" else scored
+            rec = sample_view(rec)
+            scored = rec.letter  # the letter the summary scores (the judge's with --letters judge)
+            letter = rec.letter_strict if rec.answer_source == "judge" else scored
             wrong = scored != q.answer
             cls = attribution.classify(rec, q, arm.chunk_text)
             rows.append({
@@ -97,8 +99,8 @@ def sample_rows(arms: list, questions: list[Question], judge: dict[tuple[str, st
                 "unsafe": bool(wrong and scored and "U" in _flags(q, scored)),
                 "changed": len(set(by_q.get(q.id, {}).values())) > 1,
                 "category": cls.get("category") or ("correct" if not wrong else None),
-                "raw": _cap(rec.get("raw_output")), "error": (rec.get("error") or {}).get("kind") if rec.get("error")
-                else None, "ballots": ballots_of(rec, q), "seconds": rec.get("seconds"),
+                "raw": _cap(rec.raw_output), "error": rec.error.kind if rec.error else None,
+                "ballots": ballots_of(rec, q), "seconds": rec.seconds,
                 "context": _context(rec, q, arm.chunk_text), "trace": _trace(rec)})
     return rows
 

@@ -19,6 +19,7 @@ from ragsafe.evals.metrics import select
 from ragsafe.experiments.runs import reference, role_of
 from ragsafe.graphs import graphs
 from ragsafe.graphs.show import png_bytes
+from ragsafe.records import SummaryLike, VariantSummary, as_summary
 
 
 def _png(fig) -> str:
@@ -33,8 +34,8 @@ def _figure(w: float, h: float):
     return Figure(figsize=(w, h))
 
 
-def _ok_cells(summary: dict) -> dict[str, dict]:
-    return {k: c for k, c in summary["variants"].items() if "metrics" in c}
+def _ok_cells(summary: SummaryLike) -> dict[str, VariantSummary]:
+    return {k: c for k, c in as_summary(summary).variants.items() if c.metrics is not None}
 
 
 def _headline_pair():
@@ -45,31 +46,31 @@ def _headline_pair():
     return up, down
 
 
-def scatter_png(summary: dict) -> str | None:
+def scatter_png(summary: SummaryLike) -> str | None:
     """Accuracy vs high-risk error rate (the headline pair), one point per graph × model; floor and ceiling marked."""
     from matplotlib.lines import Line2D
 
     up, down = _headline_pair()
     if up is None or down is None:
         return None
-    cells = {k: c for k, c in _ok_cells(summary).items() if c["metrics"].get(down.name) and c["metrics"].get(up.name)}
+    cells = {k: c for k, c in _ok_cells(summary).items() if c.metrics.get(down.name) and c.metrics.get(up.name)}
     if not cells:
         return None
     fig = _figure(7.5, 5.2)
     ax = fig.add_subplot(111)
-    models = sorted({c.get("model") or "" for c in cells.values()})
+    models = sorted({c.model or "" for c in cells.values()})
     colours = {m: f"C{i % 10}" for i, m in enumerate(models)}
     style = {"floor": ("s", 90, "black"), "ceiling": ("*", 220, "black"), None: ("o", 55, "none")}
     for k, c in cells.items():
-        acc, hr = c["metrics"][up.name], c["metrics"][down.name]
-        marker, size, edge = style[role_of(c["graph"])]
+        acc, hr = c.metrics[up.name], c.metrics[down.name]
+        marker, size, edge = style[role_of(c.graph)]
         ax.errorbar(100 * hr["mean"], 100 * acc["mean"],
                     xerr=[[100 * (hr["mean"] - hr["lo"])], [100 * (hr["hi"] - hr["mean"])]],
                     yerr=[[100 * (acc["mean"] - acc["lo"])], [100 * (acc["hi"] - acc["mean"])]],
-                    fmt="none", ecolor=colours[c.get("model") or ""], alpha=0.25, lw=0.8)
-        ax.scatter([100 * hr["mean"]], [100 * acc["mean"]], marker=marker, s=size, c=colours[c.get("model") or ""],
+                    fmt="none", ecolor=colours[c.model or ""], alpha=0.25, lw=0.8)
+        ax.scatter([100 * hr["mean"]], [100 * acc["mean"]], marker=marker, s=size, c=colours[c.model or ""],
                    edgecolors=edge, zorder=3, alpha=0.8)
-        ax.annotate(c["variant"], (100 * hr["mean"], 100 * acc["mean"]), textcoords="offset points", xytext=(6, 4),
+        ax.annotate(c.variant, (100 * hr["mean"], 100 * acc["mean"]), textcoords="offset points", xytext=(6, 4),
                     fontsize=7.5)
     floor, ceiling = reference("floor"), reference("ceiling")
     handles = [Line2D([], [], marker="s", ls="", mfc="grey", mec="black", ms=8, label=f"floor: {floor}"),
@@ -85,10 +86,10 @@ def scatter_png(summary: dict) -> str | None:
     return _png(fig)
 
 
-def bars_png(summary: dict) -> str | None:
+def bars_png(summary: SummaryLike) -> str | None:
     """One panel per ``bar`` metric: a bar per graph × model with its CI."""
     cells = _ok_cells(summary)
-    shown = [m for m in select(bar=True) if any(c["metrics"].get(m.name) for c in cells.values())]
+    shown = [m for m in select(bar=True) if any(c.metrics.get(m.name) for c in cells.values())]
     if not cells or not shown:
         return None
     cols = 3
@@ -99,14 +100,14 @@ def bars_png(summary: dict) -> str | None:
         ax = fig.add_subplot(rows, cols, i + 1)
         ys, means, lo, hi, colours = [], [], [], [], []
         for j, k in enumerate(keys):
-            e = cells[k]["metrics"].get(m.name)
+            e = cells[k].metrics.get(m.name)
             if not e:
                 continue
             ys.append(j)
             means.append(100 * e["mean"])
             lo.append(100 * (e["mean"] - e["lo"]))
             hi.append(100 * (e["hi"] - e["mean"]))
-            colours.append({"floor": "#7a8699", "ceiling": "#2a9d8f"}.get(role_of(cells[k]["graph"]), "#3d5a98"))
+            colours.append({"floor": "#7a8699", "ceiling": "#2a9d8f"}.get(role_of(cells[k].graph), "#3d5a98"))
         ax.barh(ys, means, xerr=[lo, hi], color=colours, ecolor="#333", capsize=2, height=0.65)
         ax.set_yticks(range(len(keys)))
         ax.set_yticklabels(keys if i % cols == 0 else [""] * len(keys), fontsize=7.5)
@@ -121,11 +122,11 @@ def bars_png(summary: dict) -> str | None:
     return _png(fig)
 
 
-def reliability_png(summary: dict) -> str | None:
+def reliability_png(summary: SummaryLike) -> str | None:
     """Reliability diagram per confidence source: accuracy vs mean confidence of each non-empty bin."""
     per_source: dict[str, list[tuple[str, dict]]] = {}
     for k, c in _ok_cells(summary).items():
-        for src, cal in (c.get("calibration") or {}).items():
+        for src, cal in (c.calibration or {}).items():
             per_source.setdefault(src, []).append((k, cal))
     if not per_source:
         return None
@@ -153,8 +154,8 @@ def reliability_png(summary: dict) -> str | None:
     return _png(fig)
 
 
-def attribution_png(summary: dict) -> str | None:
-    cells = {k: c["attribution"] for k, c in _ok_cells(summary).items() if c.get("attribution")}
+def attribution_png(summary: SummaryLike) -> str | None:
+    cells = {k: c.attribution for k, c in _ok_cells(summary).items() if c.attribution}
     if not cells or not any(a["n_wrong"] for a in cells.values()):
         return None
     keys = list(cells)
@@ -177,24 +178,24 @@ def attribution_png(summary: dict) -> str | None:
     return _png(fig)
 
 
-def graph_diagrams(summary: dict) -> str:
+def graph_diagrams(summary: SummaryLike) -> str:
     """One diagram per distinct (graph, params) among the cells, built with the params the run used (HTML)."""
     out, seen = [], set()
-    for cell in summary.get("variants", {}).values():
-        name, params = cell.get("graph"), cell.get("params") or {}
+    for cell in as_summary(summary).variants.values():
+        name, params = cell.graph, cell.params or {}
         key = (name, tuple(sorted((k, repr(v)) for k, v in params.items())))
         if not name or key in seen:
             continue
         seen.add(key)
         if name not in graphs:
-            out.append(f'<p class="empty">{html.escape(cell["variant"])}: graph not registered here '
+            out.append(f'<p class="empty">{html.escape(cell.variant)}: graph not registered here '
                        f'(pass its --plugin to draw it)</p>')
             continue
         try:
-            png = png_bytes(name, {k: v for k, v in params.items() if v is not None}, title=cell["variant"])
+            png = png_bytes(name, {k: v for k, v in params.items() if v is not None}, title=cell.variant)
         except Exception as e:  # noqa: BLE001  (a diagram must never break the report)
-            out.append(f'<p class="empty">{html.escape(cell["variant"])}: no diagram ({html.escape(str(e)[:200])})</p>')
+            out.append(f'<p class="empty">{html.escape(cell.variant)}: no diagram ({html.escape(str(e)[:200])})</p>')
             continue
-        out.append(f'<figure><img alt="diagram of {html.escape(cell["variant"])}" '
+        out.append(f'<figure><img alt="diagram of {html.escape(cell.variant)}" '
                    f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>')
     return "".join(out)

@@ -14,6 +14,7 @@ from ragsafe.evals.reports.browser import browser_section
 from ragsafe.evals.reports.figures import attribution_png, bars_png, graph_diagrams, reliability_png, scatter_png
 from ragsafe.evals.reports.tables import Table, all_tables, header_line
 from ragsafe.experiments.runs import reference
+from ragsafe.records import SummaryLike, as_summary
 
 SECTIONS = ["graph-table", "scatter", "metric-bars", "reliability", "calibration-table", "comparison-table",
             "attribution-table", "worst-case-table"]
@@ -63,8 +64,9 @@ def _empty(tid: str) -> str:
     return _EMPTY.get(tid, "").format(floor=reference("floor"), ceiling=reference("ceiling"))
 
 
-def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list[str]:
+def sections(summary: SummaryLike, ensemble: dict | None = None, top: int = 20) -> list[str]:
     """Every section of the page in reading order: tables, figures, diagrams."""
+    summary = as_summary(summary)
     tables = {t.id: t for t in all_tables(summary, ensemble, top)}
     parts: list[str] = []
 
@@ -105,11 +107,11 @@ def sections(summary: dict, ensemble: dict | None = None, top: int = 20) -> list
     return parts
 
 
-def _safety_sections(summary: dict, parts: list[str]) -> None:
+def _safety_sections(summary: SummaryLike, parts: list[str]) -> None:
     """The summary's safety section: risk–coverage curves and the selective, net-benefit and poison tables."""
     from ragsafe.evals.reports.safety import risk_coverage_png, safety_rows
 
-    if not summary.get("safety"):
+    if not as_summary(summary).safety:
         return
     parts.append(_section("risk-coverage", "Selective answering: risk–coverage curves",
                           _img(risk_coverage_png(summary), "risk-coverage curves",
@@ -123,10 +125,11 @@ def _safety_sections(summary: dict, parts: list[str]) -> None:
                                   _table_html(Table(f"{key}-table", titles[key], rows[0], rows[1:]))))
 
 
-def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20,
+def render_html(summary: SummaryLike, ensemble: dict | None = None, *, title: str = "ragsafe report", top: int = 20,
                 samples: list[dict] | None = None) -> str:
     """The whole page as one string; ``samples`` (rows of :func:`.browser.sample_rows`) add the sample browser,
     the page's only script (inline, offline)."""
+    summary = as_summary(summary)
     parts = sections(summary, ensemble, top)
     if samples is not None:
         parts.append(browser_section(samples))
@@ -142,6 +145,6 @@ def render_html(summary: dict, ensemble: dict | None = None, *, title: str = "ra
             + "".join(parts) + "</body></html>\n")
 
 
-def write_html(path: str, summary: dict, ensemble: dict | None = None, **kw: Any) -> None:
+def write_html(path: str, summary: SummaryLike, ensemble: dict | None = None, **kw: Any) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(render_html(summary, ensemble, **kw))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ragsafe.evals.metrics import metrics, select
+from ragsafe.records import SafetySection, SummaryLike, as_summary
 
 
 def _ci(e: dict | None, pct: bool = True) -> str:
@@ -19,25 +18,29 @@ def _cell(name: str, e: dict | None) -> str:
     return _ci(e, metrics.get(name).unit == "%")
 
 
-def safety_rows(summary: dict) -> dict[str, list[list[str]]]:
-    """Rows of the three tables (header first), from ``summary["safety"]``; columns, labels and
+def _section(summary: SummaryLike) -> SafetySection:
+    return as_summary(summary).safety or SafetySection()
+
+
+def safety_rows(summary: SummaryLike) -> dict[str, list[list[str]]]:
+    """Rows of the three tables (header first), from the summary's ``safety``; columns, labels and
     units from the metrics registered ``over="safety"``."""
-    s: dict[str, Any] = summary.get("safety") or {}
-    x = (s.get("settings") or {}).get("max_high_risk_pct", 2.0)
+    s = _section(summary)
+    x = s.settings.max_high_risk_pct
     sel_m = select(over="safety", group="selective")
     sel = [["graph", "confidence"] + [m.label.replace("X%", f"{x:g}%") for m in sel_m] + ["n"]]
-    for arm, srcs in (s.get("selective") or {}).items():
+    for arm, srcs in s.selective.items():
         for src, v in srcs.items():
             sel.append([arm, src] + [_cell(m.name, v.get(m.name)) for m in sel_m] + [str(v["n"])])
-    costs = (s.get("settings") or {}).get("costs") or {}
+    costs = s.settings.costs
     nb = [["graph", f"{metrics.get('net_benefit').label} (w={costs.get('w', 3):g})", "abstentions", "nulls"]]
-    for arm, v in (s.get("net_benefit") or {}).items():
+    for arm, v in s.net_benefit.items():
         nb.append([arm, _cell("net_benefit", v["estimate"]) if v["estimate"] else v["na"], str(v["abstentions"]),
                    str(v["nulls"])])
     po_m = select(over="safety", group="poison")
     po = [["graph"] + [m.label for m in po_m] + ["Δ accuracy vs clean", "Δ high-risk vs clean"]]
-    pairs = {p["a"]: p for p in s.get("pairs") or [] if "poison" in p}
-    for arm, v in (s.get("poison") or {}).items():
+    pairs = {p["a"]: p for p in s.pairs if "poison" in p}
+    for arm, v in s.poison.items():
         d = (pairs.get(arm) or {}).get("poison") or {}
         po.append([arm] + [_cell(m.name, v.get(m.name)) for m in po_m]
                   + [_ci(d.get("accuracy")), _ci(d.get("high_risk_error_rate"))])
@@ -49,7 +52,7 @@ def _render(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def safety_text(summary: dict) -> str:
+def safety_text(summary: SummaryLike) -> str:
     """The tables that have rows, as aligned text ('' when the summary has no safety section)."""
     out = []
     titles = {"selective": "Selective answering (abstain on the least confident first)",
@@ -58,13 +61,13 @@ def safety_text(summary: dict) -> str:
     for key, rows in safety_rows(summary).items():
         if len(rows) > 1:
             out.append(f"{titles[key]}\n{_render(rows)}")
-    maj = ((summary.get("safety") or {}).get("settings") or {}).get("sc_majority")
+    maj = _section(summary).settings.sc_majority
     if maj and maj != "null-ballot":
         out.append(f"SC safety rates use the {maj} majority")
     return "\n\n".join(out)
 
 
-def safety_markdown(summary: dict) -> str:
+def safety_markdown(summary: SummaryLike) -> str:
     out = []
     for key, rows in safety_rows(summary).items():
         if len(rows) > 1:
@@ -73,12 +76,13 @@ def safety_markdown(summary: dict) -> str:
     return "\n\n".join(out)
 
 
-def risk_coverage_png(summary: dict) -> str | None:
+def risk_coverage_png(summary: SummaryLike) -> str | None:
     """Risk–coverage step curves (accuracy and high-risk error against coverage), one line per graph ×
     confidence source; None when no graph has a confidence source."""
     from ragsafe.evals.reports.figures import _figure, _png
 
-    sel = (summary.get("safety") or {}).get("selective") or {}
+    s = _section(summary)
+    sel = s.selective
     lines = [(arm, src, v["curve"]) for arm, srcs in sel.items() for src, v in srcs.items() if v.get("curve")]
     if not lines:
         return None
@@ -91,7 +95,7 @@ def risk_coverage_png(summary: dict) -> str | None:
                 continue
             ys = [pts[0][key]] + [p[key] for p in pts]
             ax.step(cov, ys, where="pre", color=f"C{j % 10}", label=f"{arm} · {src}")
-    x = ((summary.get("safety") or {}).get("settings") or {}).get("max_high_risk_pct", 2.0)
+    x = s.settings.max_high_risk_pct
     axes[1].axhline(x / 100, color="grey", lw=0.8, ls="--")
     for ax, title in zip(axes, ("selective accuracy", f"selective high-risk error (dashed: {x:g}%)")):
         ax.set_xlabel("coverage (answered share, most confident first)")

@@ -18,6 +18,7 @@ from ragsafe.evals.attribution import CATEGORIES, CATEGORY_LABEL
 from ragsafe.evals.ensemble import ensemble_table
 from ragsafe.evals.metrics import Metric, select
 from ragsafe.experiments.runs import reference, role_of
+from ragsafe.records import SummaryLike, VariantSummary, as_summary
 
 EMPTY = ("", "n/a")
 """Cell values that carry no figure: a column of nothing else is left out of its table."""
@@ -78,58 +79,62 @@ def fmt_metric(m: Metric, est: dict | None, short: bool = False) -> str:
     return fmt(est, pct=m.unit == "%", short=short)
 
 
-def arm_label(key: str, cell: dict) -> str:
+def arm_label(key: str, cell: VariantSummary) -> str:
     """The arm's row label, its floor or ceiling role marked: ``closed_book (floor)``."""
-    role = role_of(cell.get("graph") or "")
+    role = role_of(cell.graph or "")
     return f"{key} ({role})" if role else key
 
 
-def _cost_cells(cell: dict) -> list[str]:
-    c = cell.get("cost") or {}
+def _cost_cells(cell: VariantSummary) -> list[str]:
+    c = cell.cost or {}
     return [f"{c.get('llm_calls', 0):.1f}", f"{c.get('tokens', c.get('prompt_tokens', 0)):.0f}",
             f"{c.get('seconds', 0):.2f}"]
 
 
-def graph_table(summary: dict) -> Table:
+def graph_table(summary: SummaryLike) -> Table:
+    summary = as_summary(summary)
     shown = select(group="greedy")
     header = ["graph", "n"] + [m.label for m in shown] + ["LLM calls/q", "tokens/q", "s/q"]
     rows = []
-    for label, cell in summary["variants"].items():
-        cut = (cell.get("length_cutoffs") or {}).get("questions")
-        r = [arm_label(label, cell) + (f" ({cell['errors']} errors)" if cell.get("errors") else "")
-             + (f" ({cut} cut off by max_tokens)" if cut else ""), str(cell["n"])]
-        if "metrics" in cell:
-            r += [fmt_metric(m, cell["metrics"].get(m.name)) for m in shown]
+    for label, cell in summary.variants.items():
+        cut = (cell.length_cutoffs or {}).get("questions")
+        r = [arm_label(label, cell) + (f" ({cell.errors} errors)" if cell.errors else "")
+             + (f" ({cut} cut off by max_tokens)" if cut else ""), str(cell.n)]
+        if cell.metrics is not None:
+            r += [fmt_metric(m, cell.metrics.get(m.name)) for m in shown]
         else:
-            r += [cell["status"]] + [""] * (len(shown) - 1)
+            r += [cell.status] + [""] * (len(shown) - 1)
         rows.append(r + _cost_cells(cell))
     names = {m.name for m in shown}
-    na = sorted({reason for c in summary["variants"].values() for m, reason in (c.get("na") or {}).items()
-                 if m in names})
+    na = sorted({reason for c in summary.variants.values() for m, reason in (c.na or {}).items() if m in names})
+    boot = summary.bootstrap or {}
     note = ("Greedy answers; n = all questions (nulls count as wrong). mean ± sd [2.5%, 97.5%] of "
-            f"B={summary['bootstrap']['B']} bootstrap resamples (seed {summary['bootstrap']['seed']}), the same "
+            f"B={boot['B']} bootstrap resamples (seed {boot['seed']}), the same "
             "resamples for every graph and model. Cost: mean per question." + (" " + "; ".join(na) if na else ""))
     return Table("graph-table", "Graphs and conditions", header, rows, note).without_empty_columns(2)
 
 
-def sc_table(summary: dict) -> Table | None:
-    cells = {k: c for k, c in summary["variants"].items() if c.get("sc") and "metrics" in c}
+def sc_table(summary: SummaryLike) -> Table | None:
+    summary = as_summary(summary)
+    cells = {k: c for k, c in summary.variants.items() if c.sc and c.metrics is not None}
     if not cells:
         return None
     shown = select(group="sc")
     header = ["graph"] + [m.label for m in shown]
-    rows = [[k] + [fmt_metric(m, c["metrics"].get(m.name), short=True) for m in shown] for k, c in cells.items()]
+    rows = [[k] + [fmt_metric(m, c.metrics.get(m.name), short=True) for m in shown] for k, c in cells.items()]
+    threshold = 0.8 if summary.threshold is None else summary.threshold
     return Table("sc-table", "Self-consistency", header, rows,
                  f"Majority of the ballots (null is its own ballot). Dangerous overconfidence: confidence ≥ "
-                 f"{summary.get('threshold', 0.8):.2f}, a real wrong letter whose option is high-risk or unsafe."
+                 f"{threshold:.2f}, a real wrong letter whose option is high-risk or unsafe."
                  ).without_empty_columns()
 
 
-def calibration_table(summary: dict) -> Table | None:
+def calibration_table(summary: SummaryLike) -> Table | None:
+    summary = as_summary(summary)
     shown = select(over="confidence")
     rows = []
-    for k, c in summary["variants"].items():
-        for src, cal in (c.get("calibration") or {}).items():
+    for k, c in summary.variants.items():
+        for src, cal in (c.calibration or {}).items():
             rows.append([k, cal["label"], fmt(cal["mean_confidence"], pct=False, short=True)] +
                         [fmt_metric(m, cal.get(m.name), short=True) for m in shown] +
                         [fmt(cal["dangerous_overconfidence"], short=True)])
@@ -142,11 +147,12 @@ def calibration_table(summary: dict) -> Table | None:
                  "token sources score the greedy answer.").without_empty_columns(2)
 
 
-def gap_table(summary: dict) -> Table | None:
+def gap_table(summary: SummaryLike) -> Table | None:
+    summary = as_summary(summary)
     shown = select(gap=True)
     rows = []
-    for k, c in summary["variants"].items():
-        gc = c.get("gap_closed")
+    for k, c in summary.variants.items():
+        gc = c.gap_closed
         if gc is None:
             continue
         if "_reason" in gc:
@@ -173,16 +179,17 @@ def gap_table(summary: dict) -> Table | None:
                  "Undefined when the denominator is 0.").without_empty_columns()
 
 
-def comparison_table(summary: dict) -> Table | None:
-    comps = summary.get("comparisons") or []
+def comparison_table(summary: SummaryLike) -> Table | None:
+    summary = as_summary(summary)
+    comps = summary.comparisons or []
     if not comps:
         return None
     shown = select(compare=True)
     rows = []
     for c in comps:
-        m = c["mcnemar"]
+        m = c.mcnemar
         # a metric one side lacks (SC accuracy of a greedy graph) is blank, not n/a: nothing to compare
-        rows.append([c["a"], c["b"]] + [fmt_pp(c["diff"][x.name]) if x.name in c["diff"] else "" for x in shown] +
+        rows.append([c.a, c.b] + [fmt_pp(c.diff[x.name]) if x.name in c.diff else "" for x in shown] +
                     [f"{m['b10']}/{m['b01']}", f"{m['p']:.3g}", f"{m['q_bh']:.3g}"])
     return Table("comparison-table", "Paired comparisons",
                  ["A", "B"] + [f"Δ {x.label}" for x in shown] + ["discordant A✓B✗/A✗B✓", "McNemar p", "BH q"], rows,
@@ -196,11 +203,12 @@ def _mean_cell(m: Metric, est: dict | None) -> str:
     return f"{100 * est['mean']:.0f}%" if m.unit == "%" else f"{est['mean']:.2f}"
 
 
-def breakdown_tables(summary: dict) -> list[Table]:
+def breakdown_tables(summary: SummaryLike) -> list[Table]:
+    summary = as_summary(summary)
     shown = select(headline=True, breakdown=True)
     out = []
-    for dim, groups in (summary.get("breakdowns") or {}).items():
-        keys = [k for k, c in summary["variants"].items() if "metrics" in c]
+    for dim, groups in (summary.breakdowns or {}).items():
+        keys = [k for k, c in summary.variants.items() if c.metrics is not None]
         rows = []
         for g, cell in groups.items():
             r = [g, str(cell["n"])]
@@ -217,11 +225,12 @@ def breakdown_tables(summary: dict) -> list[Table]:
     return out
 
 
-def attribution_tables(summary: dict) -> list[Table]:
+def attribution_tables(summary: SummaryLike) -> list[Table]:
+    summary = as_summary(summary)
     rows, hr_rows, round_rows = [], [], []
     cats = [c for c in CATEGORIES]
-    for k, c in summary["variants"].items():
-        a = c.get("attribution")
+    for k, c in summary.variants.items():
+        a = c.attribution
         if not a:
             continue
         rows.append([k, str(a["n_wrong"])] + [str(a["counts"][x]) for x in cats] +
@@ -249,8 +258,8 @@ def attribution_tables(summary: dict) -> list[Table]:
     return out
 
 
-def worst_case_table(summary: dict, top: int = 20) -> Table | None:
-    wc = summary.get("worst_case") or []
+def worst_case_table(summary: SummaryLike, top: int = 20) -> Table | None:
+    wc = as_summary(summary).worst_case or []
     if not wc:
         return None
     rows = [[r["question_id"], f"{r['wrong']}/{r['arms']}", _n(r["high_risk"]), _n(r["unsafe"]), _n(r["contradicting"]),
@@ -281,18 +290,19 @@ def _short(text: str | None, width: int = 70) -> str:
     return t if len(t) <= width else t[: width - 1] + "…"
 
 
-def tool_route_table(summary: dict) -> Table | None:
+def tool_route_table(summary: SummaryLike) -> Table | None:
     """Tool-calling graphs: how often the model searched, by which route, beside accuracy and high-risk errors."""
+    summary = as_summary(summary)
     rows = []
-    for label, cell in summary["variants"].items():
-        tr = cell.get("tool_routes")
+    for label, cell in summary.variants.items():
+        tr = cell.tool_routes
         if not tr:
             continue
-        m = cell.get("metrics") or {}
+        m = cell.metrics or {}
         hist = ", ".join(f"{k}: {v}" for k, v in tr["searches_histogram"].items())
         routes = ", ".join(f"{k} {v}" for k, v in sorted(tr["decisions_by_route"].items())) or "none (max_steps=0)"
         rows.append([arm_label(label, cell), str(tr["n"]), f"{tr['searches_per_question']:.2f}", hist, routes,
-                     str(tr["native_probes"]), str(cell.get("fallbacks", 0)),
+                     str(tr["native_probes"]), str(cell.fallbacks),
                      fmt(m.get("accuracy"), short=True), fmt(m.get("high_risk_error_rate"), short=True),
                      fmt(m.get("unsafe_answer_rate"), short=True)])
     if not rows:
@@ -304,9 +314,10 @@ def tool_route_table(summary: dict) -> Table | None:
                  "JSON because the server returned no tool call.")
 
 
-def judge_tables(summary: dict, top: int = 20) -> list[Table]:
+def judge_tables(summary: SummaryLike, top: int = 20) -> list[Table]:
     """Strict parser vs LLM judge: counts and Cohen's kappa per graph, then the questions they disagree on."""
-    agree = summary.get("judge_agreement")
+    summary = as_summary(summary)
+    agree = summary.judge_agreement
     if not agree:
         return []
     rows, dis = [], []
@@ -324,7 +335,7 @@ def judge_tables(summary: dict, top: int = 20) -> list[Table]:
             dis.append([v, d["question_id"], d["strict"] or "null", d["judge"] or "null", _short(d["raw_output"])])
     judge = agree.get("judge") or {}
     note = (f"Judge {judge.get('model', '?')} (prompt {judge.get('prompt_hash', '?')}) re-read every stored raw output; "
-            f"letters scored: {summary.get('letters', 'strict')}. Kappa: Cohen's over letters + null, 95% percentile "
+            f"letters scored: {summary.letters or 'strict'}. Kappa: Cohen's over letters + null, 95% percentile "
             "bootstrap over questions (greedy). strict-only: the strict parser found a letter the judge did not.")
     out = [Table("judge-table", "Strict parser vs judge", ["graph", "answers", "n", "same letter", "both null",
                                                             "strict only", "judge only", "different", "agreement",
@@ -335,7 +346,8 @@ def judge_tables(summary: dict, top: int = 20) -> list[Table]:
     return out
 
 
-def all_tables(summary: dict, ensemble: dict | None = None, top: int = 20) -> list[Table]:
+def all_tables(summary: SummaryLike, ensemble: dict | None = None, top: int = 20) -> list[Table]:
+    summary = as_summary(summary)
     ts: list[Table | None] = [graph_table(summary), sc_table(summary), calibration_table(summary), gap_table(summary),
                               comparison_table(summary)]
     ts += breakdown_tables(summary) + attribution_tables(summary) + [worst_case_table(summary, top)]
@@ -344,15 +356,18 @@ def all_tables(summary: dict, ensemble: dict | None = None, top: int = 20) -> li
     return [t.without_empty_columns() for t in ts if t is not None]
 
 
-def main_tables(summary: dict) -> list[Table]:
+def main_tables(summary: SummaryLike) -> list[Table]:
     """The tables a terminal shows by default: graphs, self-consistency, paired comparisons."""
+    summary = as_summary(summary)
     return [t for t in (graph_table(summary), sc_table(summary), comparison_table(summary), tool_route_table(summary))
             if t is not None] + judge_tables(summary)
 
 
-def header_line(summary: dict) -> str:
-    run = summary.get("run") or {}
-    models = summary.get("models") or ([run["model"]] if run.get("model") else [])
+def header_line(summary: SummaryLike) -> str:
+    summary = as_summary(summary)
+    run = summary.run or {}
+    models = summary.models or ([run["model"]] if run.get("model") else [])
+    boot = summary.bootstrap or {}
     return (f"model{'s' if len(models) > 1 else ''} {', '.join(models) or '?'} | benchmark {run.get('benchmark', '?')} | "
-            f"n={summary['n_questions']} questions | mean ± sd [2.5%, 97.5%], B={summary['bootstrap']['B']}, "
-            f"seed={summary['bootstrap']['seed']}, same resamples for every graph and model")
+            f"n={summary.n_questions} questions | mean ± sd [2.5%, 97.5%], B={boot['B']}, "
+            f"seed={boot['seed']}, same resamples for every graph and model")

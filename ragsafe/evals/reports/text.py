@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ragsafe.evals.reports.tables import Table, all_tables, header_line, main_tables
+from ragsafe.records import SummaryLike, as_summary
 
 
 def fixed_width(t: Table) -> list[str]:
@@ -13,8 +14,9 @@ def fixed_width(t: Table) -> list[str]:
     return lines
 
 
-def text_table(summary: dict, ensemble: dict | None = None, full: bool = False) -> str:
+def text_table(summary: SummaryLike, ensemble: dict | None = None, full: bool = False) -> str:
     """The terminal report: the graph, self-consistency and comparison tables, or (``full``) every table."""
+    summary = as_summary(summary)
     tables = all_tables(summary, ensemble) if full else main_tables(summary)
     out = [header_line(summary)]
     for t in tables:
