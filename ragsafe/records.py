@@ -15,9 +15,16 @@ format adds one).
 
 Records keep keys they do not know (``extra="allow"``): a plugin graph may store more, and a
 newer file read by an older ragsafe loses nothing when rewritten. Nested blocks the metrics
-interpret (``sc``, ``letter_dist``, ``messages``) stay plain JSON values. While the eval layer moves
-to attribute access, a record also answers ``rec["key"]``, ``rec.get("key")`` and ``"key" in rec``
-(present keys only); new code uses attributes.
+interpret (``sc``, ``letter_dist``, ``messages``, estimates) stay plain JSON values.
+
+Read records by attribute (``rec.letter``, ``rec.error.kind``, ``summary.variants[k].metrics``): every
+field the eval layer reads is declared here, with its default, and ragsafe's own code reads nothing
+else (a test switches the dict methods off and re-scores). A record also answers ``rec["key"]``,
+``rec.get("key", default)``, ``"key" in rec``, ``keys()``/``items()`` and ``len(rec)`` over the keys it
+holds: a compatibility shim for plugin metrics written against the dict records of earlier versions
+(``s.get("letter")`` keeps working), and the way to reach a key a plugin graph stored that is not
+declared. ``get`` differs from the attribute only for a declared key the record does not hold: it
+returns ``default`` where the attribute returns the field's default.
 
 Example:
     >>> rec = load_sample_line('{"variant": "closed_book", "question_id": "q1", "letter": "B"}')
@@ -46,7 +53,8 @@ SUMMARY_VERSION = 1
 
 
 class Record(BaseModel):
-    """Base of every stored record: unknown keys kept, dict-style reads of present keys."""
+    """Base of every stored record: unknown keys kept; attributes for reads, plus a dict-style shim over
+    the keys present (see the module docstring)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=False, protected_namespaces=())
     _order: list[str] = PrivateAttr(default_factory=list)

@@ -62,6 +62,33 @@ def test_a_two_argument_function_registers_and_gets_the_options_dropped():
     assert metric_names()[-1] == "_test_two_args"  # a column after the built-in ones
 
 
+def test_a_metric_reads_attributes_and_an_older_dict_style_metric_still_works(tmp_path):
+    """Metric functions get SampleRecords (from a run folder or from dicts): attribute reads are the way,
+    and a plugin written against dict records (``s.get``, ``s[...]``, ``in``) scores the same."""
+    from ragsafe.evals.metrics import per_question
+    from ragsafe.records import SampleRecord
+
+    seen = []
+
+    @metric("_test_attr_null", higher_is_better=False)
+    def by_attribute(s, q):
+        seen.append(type(s))
+        return float(s.letter is None or s.error is not None)
+
+    @metric("_test_dict_null", higher_is_better=False)
+    def by_key(s, q):
+        return float(s.get("letter") is None or ("error" in s and s["error"] is not None))
+
+    lr = load_run(fx.write_run(tmp_path, "m1"))
+    recs = [s for s in lr.samples if s.variant == "closed_book"]
+    recs[0] = recs[0].model_copy(update={"letter": None})
+    for samples in (recs, [s.to_dict() for s in recs]):
+        pq = per_question(samples, lr.questions, ["_test_attr_null", "_test_dict_null", "null_rate"])
+        assert pq["_test_attr_null"] == pq["_test_dict_null"] == pq["null_rate"]
+        assert pq["_test_attr_null"][[q.id for q in lr.questions].index(recs[0].question_id)] == 1.0
+    assert set(seen) == {SampleRecord}
+
+
 def test_bad_metadata_is_refused_with_the_valid_values():
     with pytest.raises(ValueError, match="valid: sample, confidence, ranking"):
         metric("x", higher_is_better=True, over="per_question")
