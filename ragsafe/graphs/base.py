@@ -17,6 +17,19 @@ lazily built fusion needs a per-context cache, every ``ainvoke`` must remember `
 fakes, interleaved blocks, a shared 2-core machine: two runs of opposite sign within 10 %). The one
 gain, self_consistency with ``resample="graph"`` not rebuilding the inner graph per sample, is
 worth ~2-5 ms of CPU per sample against a model call's hundreds.
+
+Why the answer policy stays in ``Deps`` (``deps.policy``): it left ``EndpointConfig`` (a server is not
+a decoding setting), and moving it on into the state was tried on corrective_rag and
+self_consistency (``State.policy``, set by the runner's ``ainvoke``; nodes read ``state["policy"]``).
+Two things got worse. A fan-out node receives only its ``Send`` payload, so corrective_rag's grade
+fan-out had to copy the policy into every payload (decompose, rerank_rag, query_rewrite and option_research
+fan out the same way); and the policy became something every caller of a graph must remember: 27
+of the 131 tests of four graph test files (each test or script that invokes a graph directly) failed with
+``KeyError: 'policy'`` inside a node, at run time. A default in the state would turn that error into
+a silently wrong seed. The gain was again self_consistency building its inner graph once instead of
+per sample. The run's policy is fixed for a compiled graph, like its clients, so it is built in with
+them; a wrapper that varies it (self-consistency's temperature and seeds) builds its inner graph
+with ``dataclasses.replace(deps, policy=...)``.
 """
 
 from __future__ import annotations
@@ -56,7 +69,8 @@ class Deps:
     """What a graph may use. Built once per run by the runner (or by a test).
 
     The clients and facts about them, plus the run's answer policy as one typed object
-    (``deps.policy.max_tokens``): decoding settings are not loose fields beside the clients.
+    (``deps.policy.max_tokens``): decoding settings are not loose fields beside the clients, and
+    not state every caller of a graph must pass (the module docstring says why).
     """
 
     llm: LLM
