@@ -44,6 +44,7 @@ import time
 from typing import Annotated, Any, Callable, Mapping, TypedDict
 
 from langchain_core.documents import Document
+from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import AnswerPolicy, ConfigError
@@ -333,6 +334,22 @@ def make_answer_node(deps: Deps, name: str = "answer", *, abstain: bool = False)
                                     **({"abstained": True} if a.source == "abstention" else {}))}
 
     return answer_node
+
+
+def then_answer(deps: Deps, name: str, node: Callable, *, abstain: bool = False):
+    """The compiled graph ``START -> name -> answer -> END``: one node that puts the context together
+    (retrieval, evidence, a report), then the shared answerer; the shape of most graphs here.
+
+    Example:
+        >>> app = then_answer(deps, "retrieve", retrieve, abstain=params.abstain)   # doctest: +SKIP
+    """
+    builder = StateGraph(State)
+    builder.add_node(name, node)
+    builder.add_node("answer", make_answer_node(deps, abstain=abstain))
+    builder.add_edge(START, name)
+    builder.add_edge(name, "answer")
+    builder.add_edge("answer", END)
+    return builder.compile()
 
 
 def as_node(app, name: str | None = None):

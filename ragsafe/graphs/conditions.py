@@ -7,15 +7,11 @@ retrieval graph is compared against.
 
 from __future__ import annotations
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, OneAnswer, State, graph, make_answer_node, traced
+from ragsafe.graphs.base import Deps, OneAnswer, State, graph, then_answer, traced
 
 
 def _evidence_graph(deps: Deps, field: str | None):
-    builder = StateGraph(State)
-
     @traced("context")
     async def context(state: State) -> dict:
         q = state["question"]
@@ -27,12 +23,7 @@ def _evidence_graph(deps: Deps, field: str | None):
                               f"(run `ragsafe validate` or use --skip-invalid)")
         return {"context": text, "_trace": {"source": field, "chars": len(text)}}
 
-    builder.add_node("context", context)
-    builder.add_node("answer", make_answer_node(deps))
-    builder.add_edge(START, "context")
-    builder.add_edge("context", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "context", context)
 
 
 @graph("closed_book", params=OneAnswer, paper_condition="zero_shot", role="floor")

@@ -16,10 +16,8 @@ import dataclasses
 import hashlib
 import random
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, retrieval_info, then_answer, traced
 from ragsafe.graphs.standard_rag import query_text
 
 
@@ -96,10 +94,4 @@ def build(deps: Deps, params: Params):
                     kept=len(kept), replaced=m, short=m - len(extra))
         return {"queries": [query], "chunks": chunks, "context": join_chunks(chunks), "_trace": info}
 
-    builder = StateGraph(State)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("answer", make_answer_node(deps, abstain=params.abstain))
-    builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "retrieve", retrieve, abstain=params.abstain)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from langgraph.graph import END, START, StateGraph
-
-from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, retrieval_info, then_answer, traced
 from ragsafe.graphs.standard_rag import check_query, query_text
 from ragsafe.retrievers.bm25 import bm25_for
 from ragsafe.retrievers.hybrid import HybridRetriever
@@ -83,10 +81,4 @@ def build(deps: Deps, params: Params):
             source_ranks=[d.metadata.get("source_ranks") for d in docs])
         return {"queries": [query], "chunks": docs, "context": join_chunks(docs), "_trace": info}
 
-    builder = StateGraph(State)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("answer", make_answer_node(deps))
-    builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "retrieve", retrieve)

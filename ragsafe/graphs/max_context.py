@@ -21,11 +21,10 @@ import math
 from typing import Any, Awaitable, Callable
 
 import httpx
-from langgraph.graph import END, START, StateGraph
 
 from ragsafe.agents import answer as answer_agent
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, retrieval_info, then_answer, traced
 from ragsafe.graphs.standard_rag import check_query, query_text
 
 PROBE_TEXT = "Tokenizer probe: pleural effusion."
@@ -262,10 +261,4 @@ def build(deps: Deps, params: Params):
         return {"queries": [query], "chunks": chosen, "context": join_chunks(chosen) if chosen else None,
                 "_trace": info}
 
-    builder = StateGraph(State)
-    builder.add_node("fill", fill)
-    builder.add_node("answer", make_answer_node(deps))
-    builder.add_edge(START, "fill")
-    builder.add_edge("fill", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "fill", fill)

@@ -12,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.agents.answer import CHUNK_SEPARATOR
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, State, graph, make_answer_node, traced
+from ragsafe.graphs.base import Deps, State, graph, then_answer, traced
 
 ORDERS = ("clean_first", "conflict_first", "random")
 
@@ -64,10 +62,4 @@ def build(deps: Deps, params: Params):
                 "_trace": {"source": "evidence_clean+evidence_conflict",
                            "sources": ["evidence_clean", "evidence_conflict"], "order": order}}
 
-    builder = StateGraph(State)
-    builder.add_node("context", context)
-    builder.add_node("answer", make_answer_node(deps, abstain=params.abstain))
-    builder.add_edge(START, "context")
-    builder.add_edge("context", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "context", context, abstain=params.abstain)

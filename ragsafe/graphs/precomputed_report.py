@@ -7,10 +7,8 @@ runner refuses them up front; see ``option_research`` for running the research l
 
 from __future__ import annotations
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.config import ConfigError
-from ragsafe.graphs.base import Deps, OneAnswer, State, graph, make_answer_node, traced
+from ragsafe.graphs.base import Deps, OneAnswer, State, graph, then_answer, traced
 
 
 @graph("precomputed_report", params=OneAnswer, paper_condition="deep_research",
@@ -28,10 +26,4 @@ def build(deps: Deps, params: OneAnswer):
                               f"--skip-invalid, or run the research live with option_research)")
         return {"context": text, "_trace": {"source": "agentic_report", "chars": len(text)}}
 
-    builder = StateGraph(State)
-    builder.add_node("report", report)
-    builder.add_node("answer", make_answer_node(deps))
-    builder.add_edge(START, "report")
-    builder.add_edge("report", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "report", report)

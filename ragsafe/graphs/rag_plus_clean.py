@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.agents.answer import CHUNK_SEPARATOR
-from ragsafe.graphs.base import Deps, State, graph, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, retrieval_info, then_answer, traced
 from ragsafe.graphs.mixed_evidence import need
 from ragsafe.graphs.standard_rag import query_text
 
@@ -67,10 +65,4 @@ def build(deps: Deps, params: Params):
                 "_trace": {**retrieval_info(query, docs, params.k), "sources": ["retrieved", "evidence_clean"],
                            "clean_position": at}}
 
-    builder = StateGraph(State)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("answer", make_answer_node(deps, abstain=params.abstain))
-    builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "retrieve", retrieve, abstain=params.abstain)

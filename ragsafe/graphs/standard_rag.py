@@ -5,10 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from langgraph.graph import END, START, StateGraph
-
 from ragsafe.agents.answer import format_options
-from ragsafe.graphs.base import Deps, State, graph, join_chunks, make_answer_node, retrieval_info, traced
+from ragsafe.graphs.base import Deps, State, graph, join_chunks, retrieval_info, then_answer, traced
 
 QUERY_MODES = ("question", "question+options")
 """What a graph's first search may use: the stem (the paper's) or the stem followed by the options block."""
@@ -68,10 +66,4 @@ def build(deps: Deps, params: Params):
         return {"queries": [query], "chunks": docs, "context": join_chunks(docs),
                 "_trace": retrieval_info(query, docs, params.k)}
 
-    builder = StateGraph(State)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("answer", make_answer_node(deps))
-    builder.add_edge(START, "retrieve")
-    builder.add_edge("retrieve", "answer")
-    builder.add_edge("answer", END)
-    return builder.compile()
+    return then_answer(deps, "retrieve", retrieve)
