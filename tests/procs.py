@@ -45,3 +45,32 @@ def wait_gone(pids: list[int], timeout: float = 20.0) -> list[int]:
         time.sleep(0.2)
         left = [p for p in left if alive(p)]
     return left
+
+
+def children_of(parent: int) -> list[int]:
+    """Live direct children of process ``parent``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == parent and fields[0] not in ("Z", "X"):
+            out.append(int(d.name))
+    return out
+
+
+def workers_of(parent: int) -> list[int]:
+    """Live ``--procs`` worker processes started by process ``parent``."""
+    out = []
+    for pid in children_of(parent):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ragsafe.experiments.procs" in argv:
+            out.append(pid)
+    return out

@@ -54,12 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     from ragsafe.config import DiskFull
     from ragsafe.experiments.endpoints import ServerDied
+    from ragsafe.experiments.procs import WorkerDied
 
     old_handlers = stop_on_signals() if threading.current_thread() is threading.main_thread() else {}
     try:
         load_plugin_args(a)
         return a.fn(a)
-    except (DiskFull, ServerDied) as e:  # the run stopped; what it finished is kept
+    except (DiskFull, ServerDied, WorkerDied) as e:  # the run stopped; what it finished is kept
         print(f"ragsafe: error: {e}", file=sys.stderr)
         return 1
     except (ConfigError, KeyError, FileNotFoundError, ValueError) as e:

@@ -63,6 +63,7 @@ def cmd_run(a) -> int:
     from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.config import RunConfig
     from ragsafe.experiments.execute import run
+    from ragsafe.experiments.procs import parse_procs
     from ragsafe.experiments.store import RunStore
     from ragsafe.llm.errors import EndpointUnreachable
 
@@ -70,7 +71,7 @@ def cmd_run(a) -> int:
                     split=split_of(a), limit=a.limit, endpoint=endpoint_of(a), answer=answer_policy_of(a),
                     out=a.out, chroma_path=a.chroma_path, chroma_url=a.chroma_url, poison=a.poison, chunk_size=a.chunk_size,
                     chunk_overlap=a.chunk_overlap, chunk_tokenizer=a.chunk_tokenizer, **_embedder_kw(a),
-                    concurrency=a.concurrency, skip_invalid=a.skip_invalid,
+                    concurrency=a.concurrency, procs=parse_procs(a.procs), skip_invalid=a.skip_invalid,
                     allow_errors=a.allow_errors, retry_errors=a.retry_errors, graph_modules=a.graph_module or [],
                     plugins=a.plugin or [], retriever=a.retriever, cache=cache_mode(a))
     try:
@@ -116,6 +117,17 @@ def _embedder_kw(a) -> dict:
     return {"embedder": emb} if emb is not None else {}
 
 
+PROCS_HELP = ("worker processes the questions are split over, or auto (one per core); default {default}. "
+              "One run folder (the same as with 1), one progress display, the same records. Concurrency is a "
+              "total: each process gets its share of it (8 over 2 processes: 4 each), so the server sees the "
+              "bound it was given; the embedded server is started once and shared")
+
+
+def procs_arg(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--procs", default=default, metavar="N|auto",
+                   help=PROCS_HELP.format(default=default or "the sweep file's procs:, else 1"))
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="run graphs over a benchmark and score them")
     p.add_argument("--graph", action="append", required=True, help="graph name or name[key=value,...]; repeat")
@@ -132,7 +144,9 @@ def register(sub) -> None:
     split_arg(p)
     p.add_argument("--limit", type=int, default=None, help="first N questions in id order (after --split)")
     p.add_argument("--out", default="runs", help="folder that holds run folders (default runs)")
-    p.add_argument("--concurrency", type=int, default=1, help="questions in flight at once (default 1)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="questions in flight at once, in total over all --procs processes (default 1)")
+    procs_arg(p, default="1")
     p.add_argument("--skip-invalid", action="store_true",
                    help="run without the benchmark's invalid records (their ids are recorded) instead of refusing")
     p.add_argument("--allow-errors", action="store_true",

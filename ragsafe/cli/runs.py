@@ -28,6 +28,10 @@ def cmd_sweep(a) -> int:
     from ragsafe.experiments.shards import Shard
     from ragsafe.experiments.sweep import dry_run, format_dry_run, load_sweep, run_sweep
     sweep = load_sweep(a.file, _overrides(a.set or []))
+    if a.procs is not None:  # not in the sweep's hash: how many processes answer does not change an answer
+        from ragsafe.experiments.procs import parse_procs
+
+        sweep.base["procs"] = parse_procs(a.procs)
     shard = Shard.parse(a.shard) if a.shard else None
     cache = cache_mode(a)
     if a.dry_run:
@@ -41,7 +45,8 @@ def cmd_sweep(a) -> int:
     from ragsafe.llm.errors import EndpointUnreachable
     try:
         dirs = run_sweep(sweep, shard=shard, cache=cache, retry_errors=a.retry_errors,
-                         allow_errors=True if a.allow_errors else None, out=a.out, embedder=_embedder(a, sweep))
+                         allow_errors=True if a.allow_errors else None, out=a.out, embedder=_embedder(a, sweep),
+                         plugins=[*(getattr(a, "graph_module", None) or []), *(a.plugin or [])])
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
     from ragsafe.evals.reports.text import text_table
@@ -93,6 +98,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="with --dry-run: print JSON")
     p.add_argument("--shard", default=None, metavar="i/N", help="run slice i of N (questions round-robin by id order)")
     p.add_argument("--out", default=None, help="folder of run folders (default: the file's out, else runs)")
+    from ragsafe.cli.run import procs_arg
+
+    procs_arg(p, default=None)
     cache_args(p)
     p.add_argument("--retry-errors", action="store_true", help="run again only the samples that ended in an error")
     p.add_argument("--allow-errors", action="store_true", help="report metrics for variants with error samples")

@@ -49,7 +49,9 @@ class RunConfig:
     embedder: EmbedderConfig = dataclasses.field(default_factory=EmbedderConfig)
     """The index's embedder (a graph's ``embedder=`` param picks another for its variant)."""
     concurrency: int = 1
-    """Questions in flight at once."""
+    """Questions in flight at once (in total: ``procs`` processes share them)."""
+    procs: int = 1
+    """Worker processes the questions are split over (1: this process answers them); not in the hash."""
     skip_invalid: bool = False
     """Run without the benchmark's invalid records (their ids are recorded) instead of refusing."""
     allow_errors: bool = False

@@ -71,7 +71,7 @@ def run(cfg: RunConfig, *, progress: Callable[[str], None] = log) -> Path:
     """
     job = prepare(cfg)
     return execute_runs([job], cache=cfg.cache, retry_errors=cfg.retry_errors, progress=progress,
-                        reporter=pick_reporter(progress, per_question=True))[0]
+                        reporter=pick_reporter(progress, per_question=True), procs=cfg.procs)[0]
 
 
 @dataclasses.dataclass
@@ -141,14 +141,20 @@ def interleave(cells: list[Cell]) -> list[tuple[Cell, Question]]:
 
 def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool = False,
                  progress: Callable[[str], None] = log, reporter: "Reporter | None" = None,
-                 allow_errors: bool | None = None) -> list[Path]:
+                 allow_errors: bool | None = None, procs: int = 1) -> list[Path]:
     """Fill the run folders of ``jobs`` in one event loop and score them; return the folders.
 
     Jobs that share an endpoint share its request gate (``Endpoint.concurrency`` per URL), and
     their questions are interleaved so no server idles while another cell waits. Records are
-    appended as they finish; a job that has nothing left to do touches no model.
+    appended as they finish; a job that has nothing left to do touches no model. ``procs`` > 1
+    splits the questions over that many worker processes (:mod:`ragsafe.experiments.procs`).
     """
     reporter = reporter or pick_reporter(progress)
+    if procs > 1:
+        from ragsafe.experiments.procs import execute_in_procs
+
+        return execute_in_procs(jobs, procs=procs, cache=cache, retry_errors=retry_errors, progress=progress,
+                                reporter=reporter, allow_errors=allow_errors)
     t0 = time.perf_counter()
     with ExitStack() as stack:  # the folders' locks, servers and indexes live until every folder is scored
         open_folders(jobs, stack, progress)
@@ -251,8 +257,9 @@ class Session:
 
 
 def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, response_cache, cache: str,
-                  progress: Callable[[str], None]) -> Session:
-    """Build the job's client and dependencies and write its run.json (started, not yet finished)."""
+                  progress: Callable[[str], None], *, write: bool = True) -> Session:
+    """Build the job's client and dependencies and write its run.json (started, not yet finished;
+    ``write=False``: a worker process, whose parent writes it)."""
     ep, policy = job.endpoint, job.cfg.answer
     retriever, index_info, count_tokens = None, None, None
     if job.plan["needs_retriever"]:
@@ -269,7 +276,8 @@ def start_session(job: RunJob, live: dict[str, Any], indexes: IndexCache, respon
     if own:
         record.corpus["variant_indexes"] = {v.label: own[v.embedder][1] for v in job.plan["variants"]
                                                if v.embedder}
-    RunStore(job.run_dir).write_run(record)
+    if write:
+        RunStore(job.run_dir).write_run(record)
     variant_deps = {v.label: dataclasses.replace(deps, retriever=own[v.embedder][0],
                                                  count_tokens=_token_counter(own[v.embedder][0]))
                     for v in job.plan["variants"] if v.embedder}
@@ -468,7 +476,11 @@ def lean_gc(gen0: int = 20_000):
 
 
 async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM],
-                   watches: dict[str, "ServerWatch"] | None = None) -> None:
+                   watches: dict[str, "ServerWatch"] | None = None,
+                   open_writer: Callable[[Path], "_Writer"] | None = None) -> None:
+    """``open_writer(run_dir)``: where a folder's records go (default: its samples.jsonl; a worker
+    process sends them to its parent)."""
+    open_writer = open_writer or (lambda d: _Writer(RunStore(d)))
     writers: dict[Path, _Writer] = {}
     by_job: dict[int, _Writer] = {}  # the same writers by job, so a record does not recompute its folder
     watches = watches or {}
@@ -493,7 +505,7 @@ async def _execute(lanes: list[Lane], reporter: "Reporter", llms: list[LLM],
             if w is None:  # one writer per folder, however many jobs name it
                 d = cell.job.run_dir
                 if d not in writers:
-                    writers[d] = _Writer(RunStore(d))
+                    writers[d] = open_writer(d)
                 w = by_job[id(cell.job)] = writers[d]
             w.put(rec)
             reporter.advance(cell, rec)

@@ -116,15 +116,16 @@ class RunStore:
     def append(self, rec: SampleRecord | dict) -> None:
         self.append_many([rec])
 
-    def append_many(self, recs: list[SampleRecord | dict]) -> None:
-        """Append complete lines with one write and one fsync (a group commit).
+    def append_many(self, recs: list[SampleRecord | dict | str]) -> None:
+        """Append complete lines with one write and one fsync (a group commit). A ``str`` is a line
+        already serialised (by a worker process of ``--procs``).
 
         A write that fails part-way (a full disk) is cut back to where the file ended before it, so
         no torn record is left; a full disk raises :class:`~ragsafe.config.DiskFull`.
         """
         if not recs:
             return
-        blob = "".join(_line(r) for r in recs).encode("utf-8")
+        blob = "".join(r if isinstance(r, str) else _line(r) for r in recs).encode("utf-8")
         with self._lock:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.samples_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -116,7 +116,7 @@ class Sweep:
         for ep, cfg in self.configs(**kw):
             prefix = f"{ep.name}/seed{ep.policy.seed}/" if many else ""
             jobs.append(prepare(cfg, endpoint=ep, shard=shard, extra={
-                "cell_prefix": prefix,
+                "cell_prefix": prefix, "plugins": list(self.graph_modules),
                 "record": {"sweep": {"name": self.name, "file": str(self.path), "file_sha256": self.file_sha256,
                                      "endpoint": ep.name, "graph_modules": self.graph_modules}}}))
         return jobs
@@ -210,6 +210,14 @@ def _validate(path: Path, data: dict, sha: str) -> Sweep:
         "chunk_size": f.chunk.size, "chunk_overlap": f.chunk.overlap, "chroma_path": f.chroma.path or None,
         "chroma_url": f.chroma.url or None, "out": f.out, "skip_invalid": f.skip_invalid,
         "allow_errors": f.allow_errors, "bootstrap_B": f.bootstrap.B, "bootstrap_seed": f.bootstrap.seed}
+    if f.procs != 1:
+        from ragsafe.experiments.procs import parse_procs
+
+        try:
+            base["procs"] = parse_procs(f.procs)
+        except ConfigError:
+            raise _fail(path, "procs", f"expected a whole number of worker processes >= 1 or auto, got {f.procs!r}",
+                        "write e.g. procs: 2, or procs: auto (one per core)") from None
     if f.limit is not None:
         base["limit"] = f.limit
     if f.chunk.tokenizer != "embedder":
@@ -470,16 +478,19 @@ def format_dry_run(sweep: Sweep, rows: list[dict], totals: dict, shard: Shard | 
 
 def run_sweep(sweep: Sweep, *, shard: Shard | None = None, cache: str = "use", retry_errors: bool = False,
               allow_errors: bool | None = None, out: str | None = None,
-              progress: Callable[[str], None] = log, embedder: Any = None) -> list[Path]:
-    """Run every (endpoint, seed) of ``sweep`` in one event loop; return the run folders.
+              progress: Callable[[str], None] = log, embedder: Any = None, plugins: list[str] = ()) -> list[Path]:
+    """Run every (endpoint, seed) of ``sweep`` in one event loop (``procs:`` > 1: over that many worker
+    processes, which load ``plugins`` too); return the run folders.
 
     Example:
         >>> run_sweep(load_sweep("sweep.yaml"), shard=Shard.parse("1/4"))  # doctest: +SKIP
     """
     jobs = sweep.jobs(shard=shard, cache=cache, retry_errors=retry_errors, allow_errors=allow_errors, out=out,
                       embedder=embedder)
+    for job in jobs:
+        job.extra["plugins"] = [*job.extra.get("plugins", []), *plugins]
     dirs = execute_runs(jobs, cache=cache, retry_errors=retry_errors, progress=progress,
-                        reporter=pick_reporter(progress))
+                        reporter=pick_reporter(progress), procs=max((j.cfg.procs for j in jobs), default=1))
     if sweep.parser != "strict":
         judge_runs(sweep, dirs, cache=cache, progress=progress)
     from ragsafe.experiments.index import RunIndex

@@ -158,6 +158,9 @@ class SweepFile(_Table):
                               "run), or both (strict scored, judge agreement shown)")
     judge: JudgeSpec = Field(JudgeSpec(), examples=["{model: Qwen/Qwen2.5-7B-Instruct, base_url: http://127.0.0.1:8000/v1}"],
                              description="{model, base_url, api_key_env, concurrency} of the judge (with parser: judge or both)")
+    procs: Union[int, Text] = Field(
+        1, examples=[2, "auto"], description="worker processes the questions are split over, or auto (one per core); "
+                                             "each endpoint's concurrency is divided among them (default: 1)")
     skip_invalid: bool = Field(False, description="true to run without the benchmark's invalid records")
     allow_errors: bool = Field(False, description="true to report metrics for variants with error samples")
     plugins: list[Text] = Field([], examples=["[my_graphs.py]"],
