@@ -27,7 +27,7 @@ def __getattr__(name):  # heavy imports (torch, chromadb) only when used
 
         return load_runs
     if name == "run":
-        from ragsafe.experiments.execute import run
+        from ragsafe.experiments.procs import run
 
         return run
     if name == "metric":

@@ -62,8 +62,7 @@ def answer_policy_of(a: argparse.Namespace) -> AnswerPolicy:
 def cmd_run(a) -> int:
     from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.config import RunConfig
-    from ragsafe.experiments.execute import run
-    from ragsafe.experiments.procs import parse_procs
+    from ragsafe.experiments.procs import parse_procs, run
     from ragsafe.experiments.store import RunStore
     from ragsafe.llm.errors import EndpointUnreachable
 

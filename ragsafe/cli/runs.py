@@ -49,10 +49,9 @@ def cmd_sweep(a) -> int:
                          plugins=[*(getattr(a, "graph_module", None) or []), *(a.plugin or [])])
     except EndpointUnreachable as e:
         raise ConfigError(str(e)) from None
+    from ragsafe import records
     from ragsafe.evals.reports.text import text_table
     from ragsafe.experiments.store import RunStore
-
-    from ragsafe import records
 
     for d in dirs:
         judged = d / "summary.judge.json"

@@ -69,9 +69,12 @@ def run(cfg: RunConfig, *, progress: Callable[[str], None] = log) -> Path:
         >>> run(RunConfig(graphs=["closed_book"], limit=5))  # doctest: +SKIP
         PosixPath('runs/run-0123456789ab')
     """
+    if cfg.procs > 1:  # the worker processes sit above this module: ragsafe.run goes through them
+        raise ConfigError(f"RunConfig.procs={cfg.procs}: execute.run answers in this process; call ragsafe.run "
+                          "(ragsafe.experiments.procs.run) to split the questions over worker processes")
     job = prepare(cfg)
     return execute_runs([job], cache=cfg.cache, retry_errors=cfg.retry_errors, progress=progress,
-                        reporter=pick_reporter(progress, per_question=True), procs=cfg.procs)[0]
+                        reporter=pick_reporter(progress, per_question=True))[0]
 
 
 @dataclasses.dataclass
@@ -141,20 +144,15 @@ def interleave(cells: list[Cell]) -> list[tuple[Cell, Question]]:
 
 def execute_runs(jobs: list[RunJob], *, cache: str = "use", retry_errors: bool = False,
                  progress: Callable[[str], None] = log, reporter: "Reporter | None" = None,
-                 allow_errors: bool | None = None, procs: int = 1) -> list[Path]:
+                 allow_errors: bool | None = None) -> list[Path]:
     """Fill the run folders of ``jobs`` in one event loop and score them; return the folders.
 
     Jobs that share an endpoint share its request gate (``Endpoint.concurrency`` per URL), and
     their questions are interleaved so no server idles while another cell waits. Records are
-    appended as they finish; a job that has nothing left to do touches no model. ``procs`` > 1
-    splits the questions over that many worker processes (:mod:`ragsafe.experiments.procs`).
+    appended as they finish; a job that has nothing left to do touches no model. (Over several
+    worker processes: :func:`ragsafe.experiments.procs.execute_runs`.)
     """
     reporter = reporter or pick_reporter(progress)
-    if procs > 1:
-        from ragsafe.experiments.procs import execute_in_procs
-
-        return execute_in_procs(jobs, procs=procs, cache=cache, retry_errors=retry_errors, progress=progress,
-                                reporter=reporter, allow_errors=allow_errors)
     t0 = time.perf_counter()
     with ExitStack() as stack:  # the folders' locks, servers and indexes live until every folder is scored
         open_folders(jobs, stack, progress)

@@ -101,6 +101,36 @@ def _share_order(job, todo: dict[str, list]) -> list[str]:
 
 # -- parent ----------------------------------------------------------------------------------------
 
+def run(cfg, *, progress: Callable[[str], None] | None = None) -> Path:
+    """Execute ``cfg`` over ``cfg.procs`` processes (1: in this one); return the run folder.
+
+    Example:
+        >>> run(RunConfig(graphs=["closed_book"], concurrency=32, procs=2))  # doctest: +SKIP
+        PosixPath('runs/run-0123456789ab')
+    """
+    from ragsafe.experiments import execute as ex
+    from ragsafe.experiments.plan import prepare
+    from ragsafe.experiments.progress import log, pick_reporter
+
+    progress = progress or log
+    if cfg.procs <= 1:
+        return ex.run(cfg, progress=progress)
+    return execute_runs([prepare(cfg)], procs=cfg.procs, cache=cfg.cache, retry_errors=cfg.retry_errors,
+                        progress=progress, reporter=pick_reporter(progress, per_question=True))[0]
+
+
+def execute_runs(jobs: list, *, procs: int = 1, progress: Callable[[str], None] | None = None, **kw) -> list[Path]:
+    """:func:`ragsafe.experiments.execute.execute_runs`, over ``procs`` worker processes when > 1."""
+    from ragsafe.experiments import execute as ex
+    from ragsafe.experiments.progress import log, pick_reporter
+
+    progress = progress or log
+    if procs <= 1:
+        return ex.execute_runs(jobs, progress=progress, **kw)
+    kw["reporter"] = kw.get("reporter") or pick_reporter(progress)
+    return execute_in_procs(jobs, procs=procs, progress=progress, **kw)
+
+
 def execute_in_procs(jobs: list, *, procs: int, cache: str = "use", retry_errors: bool = False,
                      progress: Callable[[str], None], reporter, allow_errors: bool | None = None) -> list[Path]:
     """:func:`ragsafe.experiments.execute.execute_runs` over ``procs`` worker processes."""
@@ -220,10 +250,8 @@ def _reap(workers: list[_Worker]) -> None:
 
 def _worker_env() -> dict[str, str]:
     """The parent's environment, with this ragsafe first on the path (a worker imports the same code)."""
-    import ragsafe
-
     env = dict(os.environ)
-    root = str(Path(ragsafe.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the folder that holds this ragsafe package
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env[PARENT_ENV] = str(os.getpid())
     return env

@@ -47,8 +47,8 @@ from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig, answer_bud
 from ragsafe.defaults import DEFAULT_MODEL
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.endpoints import Endpoint
-from ragsafe.experiments.execute import execute_runs
 from ragsafe.experiments.plan import RunJob, prepare
+from ragsafe.experiments.procs import execute_runs
 from ragsafe.experiments.progress import log, pick_reporter
 from ragsafe.experiments.shards import Shard
 from ragsafe.experiments.sweep_schema import (

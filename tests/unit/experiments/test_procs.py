@@ -17,8 +17,7 @@ import yaml
 
 from ragsafe.config import ConfigError, EndpointConfig
 from ragsafe.experiments.config import RunConfig
-from ragsafe.experiments.execute import run
-from ragsafe.experiments.procs import parse_procs, split_total
+from ragsafe.experiments.procs import parse_procs, run, split_total
 from ragsafe.experiments.store import RunStore
 from tests.fault_server import FaultServer
 from tests.paths import ROOT
