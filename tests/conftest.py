@@ -51,9 +51,13 @@ def _isolated_home(session_home, monkeypatch):
 @pytest.fixture(scope="session")
 def _registry_baseline():
     """Every registry filled with the built-in entries (and installed plugins) before the first test."""
+    import importlib
+
     from ragsafe import registry
-    import ragsafe.corpora.benchmark, ragsafe.corpora.documents, ragsafe.evals.metrics  # noqa: E401,F401
-    import ragsafe.graphs, ragsafe.retrievers.registry, ragsafe.corpora.formats.base  # noqa: E401,F401
+
+    for mod in ("ragsafe.corpora.benchmark", "ragsafe.corpora.documents", "ragsafe.corpora.formats.base",
+                "ragsafe.evals.metrics", "ragsafe.graphs", "ragsafe.retrievers.registry"):
+        importlib.import_module(mod)  # each module makes its registry
 
     return registry.snapshot()
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from ragsafe.cli.main import main
 from ragsafe.config import AnswerPolicy, ConfigError, EndpointConfig
 from ragsafe.evals.agreement import cohen_kappa, counts
 from ragsafe.evals.reports.text import text_table
@@ -16,7 +17,6 @@ from ragsafe.experiments.execute import run
 from ragsafe.experiments.rejudge import judge_path, read_judge, rejudge
 from ragsafe.experiments.store import RunStore
 from ragsafe.llm.client import LLM
-from ragsafe.cli.main import main
 from tests.fault_server import FaultServer
 
 RAWS = ["B", "The answer is (C).", "Subdural haematoma", "I'd go with D", "A or B", "(A) Pneumothorax"]
