@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
@@ -66,10 +67,13 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
+_servers = itertools.count()
+
+
 @contextmanager
 def fake_server(latency: float, flavor: str | None = None) -> Iterator[str]:
     """The loopback fake OpenAI server in its own process (so it has its own core); yields the base URL."""
-    port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"ragsafe-bench-port-{os.getpid()}"
+    port_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"ragsafe-bench-port-{os.getpid()}-{next(_servers)}"
     port_file.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fault_server.py"), "--latency", str(latency),
                              "--port-file", str(port_file), "--max-seconds", "3600",

@@ -1,8 +1,9 @@
 """The paper's fixed-context conditions: closed book, clean evidence, conflict evidence.
 
-Each is a one-node graph around the shared answerer; the context comes straight from the
-benchmark record, so these are the floor (closed book) and the ceiling (clean evidence) every
-retrieval graph is compared against.
+Each is a one-node graph around the shared answerer (the context lookup and the answer in one
+LangGraph step; the trace keeps a ``context`` step before the ``answer`` step); the context comes
+straight from the benchmark record, so these are the floor (closed book) and the ceiling (clean
+evidence) every retrieval graph is compared against.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def _evidence_graph(deps: Deps, field: str | None):
                               f"(run `ragsafe validate` or use --skip-invalid)")
         return {"context": text, "_trace": {"source": field, "chars": len(text)}}
 
-    return then_answer(deps, "context", context)
+    # one LangGraph step: the lookup is a field read, cheaper than the step it would take
+    return then_answer(deps, "context", context, one_step=True)
 
 
 @graph("closed_book", params=OneAnswer, paper_condition="zero_shot", role="floor")
