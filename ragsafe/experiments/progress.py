@@ -104,7 +104,19 @@ class CellLog(Reporter):
 
 
 class RichCells(Reporter):
-    """A live rich table on stderr: one bar per cell with count, errors, rate and ETA."""
+    """A live rich table on stderr: one bar per cell with count, errors, rate and ETA.
+
+    The table is redrawn from :meth:`advance` at most every ``min_interval`` seconds, on the event
+    loop's thread, and not at all while nothing finishes. rich's own refresh thread (4 redraws a
+    second, each a full table layout) took more of the CLI's CPU than the rest of the display, grew
+    with wall time rather than with questions, and held the GIL while the event loop had replies to
+    read (``benchmarks/cli_profile.py``).
+    """
+
+    def __init__(self, console=None, min_interval: float = 0.5) -> None:
+        self.console = console
+        self.min_interval = min_interval
+        self.redraws = 0
 
     def start(self, cells: list[Cell]) -> None:
         super().start(cells)
@@ -119,24 +131,41 @@ class RichCells(Reporter):
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[err]}"), TextColumn("{task.fields[rate]}"),
-                            TimeRemainingColumn(), console=Console(stderr=True), refresh_per_second=4)
-        self.t0 = time.perf_counter()
+                            TimeRemainingColumn(), console=self.console or Console(stderr=True), auto_refresh=False)
+        self.t0 = self.last = time.perf_counter()
         from rich.markup import escape
 
         self.ids = {id(c): self.bar.add_task(escape(c.label), total=c.total, err="", rate="") for c in cells}
-        self.bar.start()
+        self.shown: dict[int, int] = {id(c): 0 for c in cells}
+        self.bar.start()  # draws the first frame
 
     def advance(self, cell: Cell, rec: SampleRecord) -> None:
         super().advance(cell, rec)
-        rate, _ = rate_eta(cell, self.t0)
-        self.bar.update(self.ids[id(cell)], advance=1, err=f"{cell.errors} err" if cell.errors else "",
-                        rate=f"{rate:.2f} q/s" if rate else "")
+        now = time.perf_counter()
+        if now - self.last >= self.min_interval or self.n == self.total:
+            self.last = now
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Bring every cell that moved up to date and draw the table once."""
+        self._sync()
+        self.bar.refresh()
+        self.redraws += 1
+
+    def _sync(self) -> None:
+        for c in self.cells:
+            if self.shown[id(c)] != c.done:
+                rate, _ = rate_eta(c, self.t0)
+                self.bar.update(self.ids[id(c)], completed=c.done, err=f"{c.errors} err" if c.errors else "",
+                                rate=f"{rate:.2f} q/s" if rate else "")
+                self.shown[id(c)] = c.done
 
     def stopped(self, cell: Cell, message: str) -> None:
         self.bar.console.print(message, markup=False, highlight=False)
 
     def close(self) -> None:
-        self.bar.stop()
+        self._sync()
+        self.bar.stop()  # draws the last frame
 
 
 def pick_reporter(progress: Callable[[str], None] = log, *, per_question: bool = False) -> Reporter:

@@ -11,7 +11,7 @@ from ragsafe.config import EndpointConfig
 from ragsafe.experiments.config import RunConfig
 from ragsafe.experiments.execute import Cell, interleave, run
 from ragsafe.experiments.plan import prepare
-from ragsafe.experiments.progress import CellLog, QuestionLog
+from ragsafe.experiments.progress import CellLog, QuestionLog, RichCells
 from ragsafe.experiments.store import RunStore
 from ragsafe.graphs import State, graph
 from ragsafe.records import SampleRecord
@@ -110,6 +110,30 @@ def test_progress_lines_carry_rate_and_eta():
     ql.start([a])
     ql.advance(a, SampleRecord(variant="v", error=None, correct=True, letter="B", question_id="x1", seconds=0.2))
     assert q == ["[1/4] c0 x1: B (ok, 0.2s)"]
+
+
+def test_rich_table_redraws_at_most_every_interval_and_ends_up_to_date():
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    a, b = _cells(2, [60, 40])
+    bars = RichCells(console=Console(file=out, force_terminal=True, width=100), min_interval=3600.0)
+    bars.start([a, b])
+    for i in range(60):
+        bars.advance(a, SampleRecord(variant="v", question_id=f"a{i}", error={"type": "RequestFailed"} if i == 7 else None))
+        if i < 40:
+            bars.advance(b, SampleRecord(variant="v", question_id=f"b{i}", error=None))
+    assert bars.redraws == 1  # the last question only: nothing in between within the interval
+    bars.close()
+    text = out.getvalue()
+    assert "60/60" in text and "40/40" in text and "1 err" in text
+    busy = RichCells(console=Console(file=io.StringIO(), force_terminal=True, width=100), min_interval=0.0)
+    busy.start(_cells(1, [5]))
+    for i in range(5):
+        busy.advance(busy.cells[0], SampleRecord(variant="v", question_id=f"q{i}", error=None))
+    assert busy.redraws == 5  # with no interval, every question redraws
 
 
 def test_lean_gc_restores_the_collector_even_after_an_error():
