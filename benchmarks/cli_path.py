@@ -126,6 +126,36 @@ def worker_library(url: str, c: int, qfile: str, out: str) -> dict:
     return _window([d])
 
 
+def worker_floor(n: int = 3000, c: int = 32) -> dict:
+    """LangGraph's own CPU per invocation: a one-node graph whose node returns at once, no I/O."""
+    from typing import Any, TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    from ragsafe.experiments.execute import lean_gc
+
+    class S(TypedDict, total=False):
+        question: Any
+        letter: str
+
+    async def node(state: S) -> dict:
+        return {"letter": "A"}
+
+    app = StateGraph(S).add_node("answer", node).add_edge(START, "answer").add_edge("answer", END).compile()
+
+    async def go() -> float:
+        for i in range(100):
+            await app.ainvoke({"question": i})
+        c0 = time.process_time()
+        for i in range(0, n, c):
+            await asyncio.gather(*(app.ainvoke({"question": j}) for j in range(i, i + c)))
+        return time.process_time() - c0
+
+    with lean_gc():
+        cpu = asyncio.run(go())
+    return {"seconds": cpu, "cpu": cpu, "n": n}
+
+
 def _window(dirs: list[Path]) -> dict:
     from ragsafe.experiments.store import RunStore
 
@@ -140,6 +170,8 @@ def run_worker(a: argparse.Namespace) -> int:
         res = worker_bare(a.url, a.c, a.qfile)
     elif a.worker == "client":
         res = worker_client(a.url, a.c, a.qfile)
+    elif a.worker == "floor":
+        res = worker_floor()
     else:
         res = worker_library(a.url, a.c, a.qfile, a.out)
     print(json.dumps(res))
@@ -204,7 +236,7 @@ def run_arm(arm: str, url: str, c: int, qfile: Path, tmp: Path) -> dict:
     out = tmp / f"out-{time.monotonic_ns()}"
     env = _env(tmp)
     me = [sys.executable, str(Path(__file__).resolve()), "--url", url, "--c", str(c), "--qfile", str(qfile)]
-    if arm in ("bare", "client", "library"):
+    if arm in ("bare", "client", "library", "floor"):
         rc, text, cpu_proc = _spawn(me + ["--worker", arm, "--out", str(out)], env, False)
         if rc:
             raise RuntimeError(f"{arm} failed:\n{text[-3000:]}")
@@ -273,6 +305,7 @@ def main() -> int:
           f"(and `sweep FILE --no-cache`), stdout and stderr on a pty\n")
     res: dict[tuple[str, int], list[dict]] = {}
     slow: list[tuple[dict, dict]] = []
+    floor: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="ragsafe-cli-path-") as tmp_s, fake_server(a.latency) as url, \
             (fake_server(a.latency * 4) if a.periodic else _null()) as slow_url:
         tmp = Path(tmp_s)
@@ -283,6 +316,7 @@ def main() -> int:
             for c in levels:
                 for arm in arms:
                     res.setdefault((arm, c), []).append(run_arm(arm, url, c, qfile, tmp))
+            floor.append(run_arm("floor", url, 32, qfile, tmp))
             if a.periodic:
                 slow.append((run_arm("cli run", url, 32, qfile, tmp), run_arm("cli run", slow_url, 32, qfile, tmp)))
             print(f"repetition {rep + 1}/{a.reps} done; load average {_load()}", file=sys.stderr, flush=True)
@@ -298,12 +332,15 @@ def main() -> int:
             if arm == "bare":
                 bare[c] = (frac, cpu_q)
             b = bare.get(c)
+            bound = min(1.0, (2 if "procs 2" in arm else 1) * a.latency * 1000 / (c * cpu_q))
             rows.append([c, arm, f"{frac:.2f}", f"{frac / b[0]:.2f}" if b else "-", f"{cpu_q:.2f}",
-                         f"{cpu_q / b[1]:.1f}x" if b else "-", f"{proc_q:.2f}"])
+                         f"{cpu_q / b[1]:.1f}x" if b else "-", f"{proc_q:.2f}", f"{bound:.2f}"])
     table(["concurrency", "arm", "fraction of ideal", "of bare", "CPU ms/question (window)", "of bare",
-           "CPU ms/question (whole process)"], rows)
+           "CPU ms/question (whole process)", "CPU bound on the fraction"], rows)
     print("window: bare/client first request to last reply; ragsafe arms the run record's execute window. "
-          "Whole process: start-up, planning and scoring included.\n")
+          "Whole process: start-up, planning and scoring included. CPU bound: one process handles at most "
+          "1/t questions a second with t CPU-seconds each, so its fraction of ideal cannot exceed "
+          "latency / (c x t), even with a core to itself.\n")
     if procs_note:
         print(procs_note + "\n")
 
@@ -322,6 +359,13 @@ def main() -> int:
                 f = median([ideal / r["seconds"] for r in res[(arm, c)]]) / bare[c][0]
                 checks.append([f"{arm}: >= 0.85 of bare at c={c}", f"{f:.2f}", "met" if f >= 0.85 else "not met"])
         table(["target", "measured", ""], checks)
+        lg = median([r["cpu"] / r["n"] * 1000 for r in floor])
+        for c in levels:
+            print(f"c={c}: a one-node LangGraph graph whose node returns at once costs {lg:.2f} ms of CPU per "
+                  f"invocation here (no I/O); with the bare loop's {bare[c][1]:.2f} ms per request, a question "
+                  f"that is a LangGraph invocation costs at least {lg + bare[c][1]:.2f} ms = "
+                  f"{(lg + bare[c][1]) / bare[c][1]:.1f}x the bare loop.")
+        print()
 
     if slow:
         d_cpu = median([(s["cpu"] - f["cpu"]) for f, s in slow])
