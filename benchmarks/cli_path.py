@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, fake_server, header, median, table  # noqa: E402
@@ -126,22 +127,21 @@ def worker_library(url: str, c: int, qfile: str, out: str) -> dict:
     return _window([d])
 
 
+class _FloorState(TypedDict, total=False):
+    question: Any
+    letter: str
+
+
 def worker_floor(n: int = 3000, c: int = 32) -> dict:
     """LangGraph's own CPU per invocation: a one-node graph whose node returns at once, no I/O."""
-    from typing import Any, TypedDict
-
     from langgraph.graph import END, START, StateGraph
 
     from ragsafe.experiments.execute import lean_gc
 
-    class S(TypedDict, total=False):
-        question: Any
-        letter: str
-
-    async def node(state: S) -> dict:
+    async def node(state: _FloorState) -> dict:
         return {"letter": "A"}
 
-    app = StateGraph(S).add_node("answer", node).add_edge(START, "answer").add_edge("answer", END).compile()
+    app = StateGraph(_FloorState).add_node("answer", node).add_edge(START, "answer").add_edge("answer", END).compile()
 
     async def go() -> float:
         for i in range(100):

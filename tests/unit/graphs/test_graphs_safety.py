@@ -40,6 +40,22 @@ def context_of(llm) -> str:
     return llm.requests[0]["messages"][-1]["content"]
 
 
+@pytest.mark.parametrize("name,field", [("closed_book", None), ("clean_evidence", "evidence_clean"),
+                                        ("conflict_evidence", "evidence_conflict")])
+def test_fixed_context_conditions_are_one_langgraph_step_and_trace_both_steps(name, field):
+    spec = graphs.get(name)
+    app = spec.build(Deps(llm=ScriptedLLM(["C"])), spec.make_params({}))
+    assert [n for n in app.get_graph().nodes if not n.startswith("__")] == ["answer"]
+    llm = ScriptedLLM(["C"])
+    st = run(name, llm)
+    assert [t["node"] for t in st["trace"]] == ["context", "answer"]
+    assert st["trace"][0]["source"] == (field or "none")
+    assert st["trace"][1]["llm_calls"][0]["text"] == "C" and llm.calls == 1 and st["letter"] == "C"
+    assert st["context"] == (getattr(QS[0], field) if field else None)
+    prompt = context_of(llm)
+    assert (getattr(QS[0], field) in prompt) if field else ("CLEAN-0" not in prompt and "CONFLICT-0" not in prompt)
+
+
 @pytest.mark.parametrize("name", ["mixed_evidence", "rag_plus_clean", "graded_mix"])
 def test_registered_with_documented_params(name):
     spec = graphs.get(name)
