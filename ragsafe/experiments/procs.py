@@ -217,11 +217,15 @@ class _Worker:
             pass  # it died: its end of file says so
 
     def go(self) -> None:
+        self.tell(b"go")
+
+    def tell(self, line: bytes) -> None:
+        """One line down the worker's stdin ("go", then news of the embedded servers)."""
         try:
-            self.proc.stdin.write(b"go\n")
-            self.proc.stdin.close()
-        except OSError:
-            pass  # it died: its end of file says so
+            self.proc.stdin.write(line + b"\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # it died (or is being stopped): its end of file says so
 
     def how_it_ended(self) -> str:
         rc = self.proc.poll()
@@ -398,9 +402,13 @@ class _Pool:
     def _watch_servers(self) -> None:
         import asyncio
 
-        for watch in self.watches.values():
+        for name, watch in self.watches.items():
             if not watch.server.alive():
+                for w in self.workers:  # so their failed requests wait for the restart, then are asked again
+                    w.tell(json.dumps({"server": name, "down": True}).encode())
                 asyncio.run(watch.recover(watch.generation))  # restarts it, or raises ServerDied
+                for w in self.workers:
+                    w.tell(json.dumps({"server": name, "generation": watch.generation}).encode())
 
     def _stop(self, sel) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after a grace period) and keep the records they sent."""
@@ -481,6 +489,7 @@ def _tasks(jobs, pending, endpoints, n: int, cache: str) -> list[dict]:
             specs.append({"cfg": job.cfg, "endpoint": dataclasses.replace(job.endpoint, workers=w, concurrency=c),
                           "shard": job.shard, "extra": job.extra, "config_hash": job.plan["config_hash"]})
         tasks.append({"jobs": specs, "todo": shares[i], "live": live, "cache": cache,
+                      "watched": [name for name, info in endpoints.items() if info.get("server") is not None],
                       "plugins": sorted({p for job in jobs for p in job.extra.get("plugins", [])}),
                       "sys_path": [p for p in sys.path if p and Path(p).exists()],
                       "concurrency": [split[jobs[0].endpoint.name][k][0] for k in range(n)]})
@@ -488,6 +497,53 @@ def _tasks(jobs, pending, endpoints, n: int, cache: str) -> list[dict]:
 
 
 # -- worker ----------------------------------------------------------------------------------------
+
+NOTICE_S = 1.0
+"""Seconds a worker whose request failed waits for word that the embedded server died (the parent
+checks every 0.5 s) before it takes the failure as the request's own."""
+
+
+class _ServerNews:
+    """A worker's view of an embedded server its parent watches: the same face as
+    :class:`~ragsafe.experiments.endpoints.ServerWatch` (``generation``, ``recover``, ``watch``), so a
+    question whose request failed while the server was down is asked again once it is back."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.generation = 0
+        self.down = False
+        self._changed = asyncio.Event()
+
+    def note(self, news: dict) -> None:
+        import asyncio
+
+        if "generation" in news:
+            self.generation, self.down = news["generation"], False
+        else:
+            self.down = True
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def watch(self) -> None:
+        import asyncio
+
+        await asyncio.Event().wait()  # the parent watches the process; news comes through note()
+
+    async def recover(self, seen: int) -> bool:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NOTICE_S
+        while self.generation == seen:
+            left = None if self.down else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False  # the server runs: the failure is the request's own
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                return False
+        return True
 
 class _Channel:
     """The worker's end of the pipe to its parent (its original stdout)."""
@@ -619,11 +675,30 @@ def _work(task: dict, chan: _Channel, inp) -> None:
     t, cpu = time.perf_counter(), time.process_time()
     reporter = Stops()
     reporter.progress = say
+    watches = {name: _ServerNews() for name in task["watched"]}
+
+    async def execute() -> None:
+        loop = asyncio.get_running_loop()
+
+        def listen() -> None:  # the parent's news of the embedded servers, until it closes the pipe
+            for line in inp:
+                try:
+                    news = json.loads(line)
+                except ValueError:
+                    continue
+                if news.get("server") in watches:
+                    loop.call_soon_threadsafe(watches[news["server"]].note, news)
+
+        import threading
+
+        threading.Thread(target=listen, name="server-news", daemon=True).start()
+        await ex._execute(ex.lanes_for(cells), reporter, [s.llm for s in sessions], watches,
+                          open_writer=lambda d: _PipeWriter(chan, index_of[d]))
+
     if cells:
         reporter.start(cells)
         with ex.lean_gc():
-            asyncio.run(ex._execute(ex.lanes_for(cells), reporter, [s.llm for s in sessions], {},
-                                    open_writer=lambda d: _PipeWriter(chan, index_of[d])))
+            asyncio.run(execute())
     chan.send({"k": "done", "execute": round(time.perf_counter() - t, 3), "cpu": round(time.process_time() - cpu, 3),
                "sessions": [{"calls": s.llm.calls, "cache_hits": s.llm.cache_hits,
                              "failed_attempts": s.llm.failed_attempts, "caps": dict(s.llm.gate.caps),

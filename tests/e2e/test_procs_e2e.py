@@ -38,7 +38,7 @@ def _records(tmp_path) -> list[dict]:
 
 def test_procs_2_shares_one_embedded_server(tmp_path):
     """base-url local: the parent starts the one server; the workers start none."""
-    proc, lines = _cli(tmp_path, "--model", E2E_MODEL, "--graph", "closed_book", "--limit", "12",
+    proc, lines = _cli(tmp_path, "--model", E2E_MODEL, "--graph", "closed_book", "--limit", "6",
                        "--concurrency", "2", "--timeout", "300")
     seen_servers, seen_workers, worker_servers = set(), set(), set()
     try:
@@ -57,14 +57,14 @@ def test_procs_2_shares_one_embedded_server(tmp_path):
     assert len(seen_workers) == 2
     assert wait_gone(list(seen_servers | seen_workers)) == []
     recs = _records(tmp_path)
-    assert len(recs) == 12 == len({r["question_id"] for r in recs}) and all(r["error"] is None for r in recs)
+    assert len(recs) == 6 == len({r["question_id"] for r in recs}) and all(r["error"] is None for r in recs)
     assert any("starting 2 worker processes" in ln for ln in lines)
 
 
 def test_procs_2_over_a_real_server_and_chroma(tmp_path, llm_server):
     """A retrieval graph in two workers: both search the index the parent built, every record is whole."""
     proc, lines = _cli(tmp_path, "--base-url", llm_server.base_url, "--model", E2E_MODEL, "--graph", "closed_book",
-                       "--graph", "standard_rag[k=2]", "--limit", "6", "--concurrency", "2", "--timeout", "300")
+                       "--graph", "standard_rag[k=2]", "--limit", "4", "--concurrency", "2", "--timeout", "300")
     try:
         assert proc.wait(600) == 0, "".join(lines)[-3000:]
     finally:
@@ -72,7 +72,7 @@ def test_procs_2_over_a_real_server_and_chroma(tmp_path, llm_server):
             proc.kill()
             proc.wait()
     recs = _records(tmp_path)
-    assert len({(r["variant"], r["question_id"]) for r in recs}) == len(recs) == 12
+    assert len({(r["variant"], r["question_id"]) for r in recs}) == len(recs) == 8
     assert all(r["error"] is None for r in recs)
     rag = [r for r in recs if r["variant"] == "standard_rag[k=2]"]
     assert all(len(r["retrieved"]) == 2 and r["retrieved"][0]["chunk_id"] for r in rag)
@@ -80,4 +80,4 @@ def test_procs_2_over_a_real_server_and_chroma(tmp_path, llm_server):
     run = json.loads((d / "run.json").read_text())
     assert run["procs_last_session"]["workers"] == 2 and run["finished_at"]
     summary = json.loads((d / "summary.json").read_text())
-    assert summary["variants"]["standard_rag[k=2]"]["n"] == 6
+    assert summary["variants"]["standard_rag[k=2]"]["n"] == 4

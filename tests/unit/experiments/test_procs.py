@@ -3,6 +3,7 @@ process gives; a killed worker loses nothing finished; every worker stops with i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,12 @@ from ragsafe.experiments.store import RunStore
 from tests.fault_server import FaultServer
 from tests.paths import ROOT
 from tests.procs import alive, wait_gone, workers_of
+from tests.unit.experiments.test_run_faults import (  # noqa: F401  (process_server: a fixture)
+    ProcessServer,
+    killing_at,
+    local_cfg,
+    process_server,
+)
 
 GRAPHS = ["closed_book", "clean_evidence", "conflict_evidence", "self_consistency[inner=closed_book,n=3]"]
 
@@ -251,3 +258,17 @@ def test_no_worker_outlives_its_parent(tmp_path, sig):
         assert proc.wait(120) == 0, log.read_text()[-3000:]
     recs = whole_records(out)
     assert len(recs) == 80 == len({(r["variant"], r["question_id"]) for r in recs}) and len(kept) < 80
+
+
+@pytest.mark.usefixtures("process_server")
+def test_an_embedded_server_killed_mid_run_is_restarted_and_every_worker_asks_again(tmp_path):
+    """The parent restarts the one server; the workers' questions that failed while it was down are asked again."""
+    lines: list[str] = []
+    cfg_ = dataclasses.replace(local_cfg(tmp_path, 30), procs=2, concurrency=4)
+    d = run(cfg_, progress=killing_at({10}, lines))
+    recs = RunStore(d).samples()
+    assert len(recs) == 60 and all(r["error"] is None for r in recs), [r["error"] for r in recs if r["error"]]
+    rec = RunStore(d).read_run()
+    assert rec["endpoint"]["server_restarts_last_session"] == 1 and rec["procs_last_session"]["workers"] == 2
+    assert any("embedded server died" in m and "restarting" in m for m in lines)
+    assert len(ProcessServer.instances) == 1 and not ProcessServer.instances[0].alive()
