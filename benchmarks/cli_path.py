@@ -25,9 +25,10 @@ for the ragsafe arms: every thread of the process), and for the whole process in
 scoring (``getrusage(RUSAGE_CHILDREN)`` around the subprocess). CPU does not depend on how the two
 cores are shared with the server, so it is the figure to read on a busy machine.
 
-``--periodic`` (on by default) also runs ``cli run`` at c = 32 against a second server 4x slower: the
-same work over a longer window, so CPU that grows with wall time rather than with questions shows
-as (CPU_slow - CPU_fast) / (window_slow - window_fast), in CPU-seconds per second.
+The periodic check (on by default) also runs ``cli run`` and ``bare`` at c = 32 against a second
+server 4x slower: the same work over a longer window, so CPU that grows with wall time rather than
+with questions shows as (CPU_slow - CPU_fast) / (window_slow - window_fast), in CPU-seconds per
+second; the bare loop's figure is what the machine adds by itself.
 
     python benchmarks/cli_path.py                       # 5 repetitions, about 12 minutes on 2 cores
     python benchmarks/cli_path.py --reps 1 --levels 32  # a quick look
@@ -306,6 +307,7 @@ def main() -> int:
     res: dict[tuple[str, int], list[dict]] = {}
     slow: list[tuple[dict, dict]] = []
     floor: list[dict] = []
+    slow_bare: list[tuple[dict, dict]] = []
     with tempfile.TemporaryDirectory(prefix="ragsafe-cli-path-") as tmp_s, fake_server(a.latency) as url, \
             (fake_server(a.latency * 4) if a.periodic else _null()) as slow_url:
         tmp = Path(tmp_s)
@@ -319,6 +321,7 @@ def main() -> int:
             floor.append(run_arm("floor", url, 32, qfile, tmp))
             if a.periodic:
                 slow.append((run_arm("cli run", url, 32, qfile, tmp), run_arm("cli run", slow_url, 32, qfile, tmp)))
+                slow_bare.append((run_arm("bare", url, 32, qfile, tmp), run_arm("bare", slow_url, 32, qfile, tmp)))
             print(f"repetition {rep + 1}/{a.reps} done; load average {_load()}", file=sys.stderr, flush=True)
 
     rows, bare = [], {}
@@ -368,12 +371,17 @@ def main() -> int:
         print()
 
     if slow:
-        d_cpu = median([(s["cpu"] - f["cpu"]) for f, s in slow])
-        d_wall = median([(s["seconds"] - f["seconds"]) for f, s in slow])
-        per_s = median([(s["cpu"] - f["cpu"]) / (s["seconds"] - f["seconds"]) for f, s in slow])
-        print(f"CPU that grows with wall time (`cli run`, c=32, {a.latency * 1000:.0f} ms vs {a.latency * 4000:.0f} ms "
-              f"per request, same {a.n} questions): window +{d_wall:.2f} s, CPU {d_cpu:+.3f} s, "
-              f"{per_s:+.3f} CPU-s per second of run (medians of {len(slow)} pairs)\n")
+        print(f"CPU that grows with wall time (c=32, {a.latency * 1000:.0f} ms vs {a.latency * 4000:.0f} ms per request, "
+              f"the same {a.n} questions; medians of {len(slow)} pairs):\n")
+        prow = []
+        for label, pairs in (("cli run", slow), ("bare", slow_bare)):
+            d_cpu = median([(s_["cpu"] - f["cpu"]) for f, s_ in pairs])
+            d_wall = median([(s_["seconds"] - f["seconds"]) for f, s_ in pairs])
+            per_s = median([(s_["cpu"] - f["cpu"]) / (s_["seconds"] - f["seconds"]) for f, s_ in pairs])
+            prow.append([label, f"+{d_wall:.2f}", f"{d_cpu:+.3f}", f"{per_s:+.3f}"])
+        table(["arm", "window s (slow - fast)", "CPU s (slow - fast)", "CPU-s per second of run"], prow)
+        print("The bare loop's row is the machine's share: the same work spread over a longer window costs more CPU "
+              "when the process sleeps between replies (caches and the vCPU go cold), with no timer running.\n")
     return 0
 
 
