@@ -228,15 +228,10 @@ class _Worker:
             pass  # it died (or is being stopped): its end of file says so
 
     def how_it_ended(self) -> str:
+        from ragsafe.llm.server import describe_exit
+
         rc = self.proc.poll()
-        if rc is None:
-            return "still running"
-        if rc < 0:
-            try:
-                return f"killed by {signal.Signals(-rc).name}"
-            except ValueError:
-                return f"killed by signal {-rc}"
-        return f"exit code {rc}"
+        return "still running" if rc is None else describe_exit(rc)
 
 
 def _reap(workers: list[_Worker]) -> None:

@@ -43,6 +43,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def describe_exit(rc: int) -> str:
+    """A process's return code in words, for messages: 'exit code 1', 'killed by SIGKILL'."""
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit code {rc}"
+
+
 class LocalServer:
     """Start/stop llama.cpp's OpenAI-compatible server with an embedded GGUF."""
 
@@ -121,13 +131,7 @@ class LocalServer:
         """How the last process ended, for messages: 'exit code 1', 'killed by SIGKILL', 'running'."""
         if self.proc is None or self.proc.returncode is None:
             return "running" if self.proc is not None else "not started"
-        rc = self.proc.returncode
-        if rc < 0:
-            try:
-                return f"killed by {signal.Signals(-rc).name}"
-            except ValueError:
-                return f"killed by signal {-rc}"
-        return f"exit code {rc}"
+        return describe_exit(self.proc.returncode)
 
     def restart(self) -> "LocalServer":
         """Start the server again on the same port (so clients keep their base URL)."""
