@@ -36,14 +36,24 @@ def _raise_stopped(signum, _frame) -> None:
     raise Stopped(signum)
 
 
+def _raise_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def stop_on_signals() -> dict:
-    """Turn SIGTERM and SIGHUP into :class:`Stopped` (SIGINT already raises KeyboardInterrupt);
-    return the handlers they had."""
+    """Turn SIGTERM and SIGHUP into :class:`Stopped`, and SIGINT into KeyboardInterrupt raised where
+    the program is; return the handlers they had.
+
+    SIGINT gets a handler of ours too: with Python's default one, ``asyncio.run`` swaps in its own,
+    which only cancels the main task, and a run could go on when that cancellation landed in an await
+    that absorbs it (seen once in CI: a Ctrl-C'd run kept answering for 60 s). Raised like SIGTERM, it
+    unwinds every ``with`` block the same way.
+    """
     old = {}
-    for name in ("SIGTERM", "SIGHUP"):
+    for name, handler in (("SIGTERM", _raise_stopped), ("SIGHUP", _raise_stopped), ("SIGINT", _raise_interrupt)):
         sig = getattr(signal, name, None)
         if sig is not None:
-            old[sig] = signal.signal(sig, _raise_stopped)
+            old[sig] = signal.signal(sig, handler)
     return old
 
 
