@@ -44,10 +44,11 @@ def stop_on_signals() -> dict:
     """Turn SIGTERM and SIGHUP into :class:`Stopped`, and SIGINT into KeyboardInterrupt raised where
     the program is; return the handlers they had.
 
-    SIGINT gets a handler of ours too: with Python's default one, ``asyncio.run`` swaps in its own,
-    which only cancels the main task, and a run could go on when that cancellation landed in an await
-    that absorbs it (seen once in CI: a Ctrl-C'd run kept answering for 60 s). Raised like SIGTERM, it
-    unwinds every ``with`` block the same way.
+    SIGINT gets a handler of ours too. A process started in the background by a non-interactive
+    shell (``cmd &`` in a script, ``nohup``) inherits SIGINT ignored, and Python then leaves it
+    ignored: ``kill -INT`` did nothing and the run went on to its end (seen here when the test suite
+    itself ran in the background: the SIGINT tests of a run and of ``--procs`` failed). Raised like
+    SIGTERM, it unwinds every ``with`` block the same way, whatever the shell did.
     """
     old = {}
     for name, handler in (("SIGTERM", _raise_stopped), ("SIGHUP", _raise_stopped), ("SIGINT", _raise_interrupt)):
