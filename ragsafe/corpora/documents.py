@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from ragsafe.corpora.errors import DataError
 from ragsafe.corpora.formats.common import UnknownKeys, read_jsonl
 from ragsafe.corpora.reading import folder_files, is_text, load_yaml, read_text
-from ragsafe.corpora.schema import Problem
+from ragsafe.corpora.schema import Checked, Problem
 from ragsafe.registry import Registry
 
 corpora: Registry = Registry("corpus")
@@ -66,20 +66,12 @@ class CorpusError(DataError):
 
 
 @dataclasses.dataclass
-class CorpusCheck:
+class CorpusCheck(Checked):
     """A corpus read without embedding anything: the documents, and every problem found."""
 
     spec: str
     docs: list[Document]
     problems: list[Problem]
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity != "error"]
 
     def summary(self) -> str:
         return (f"corpus {self.spec}: {len(self.docs)} document(s), {len(self.errors)} error(s), "

@@ -129,15 +129,10 @@ class Problem:
         return f"{where}: {loc + ': ' if loc else ''}{self.message}"
 
 
-@dataclasses.dataclass
-class Benchmark:
-    name: str
-    questions: list[Question]
-    files: list[str]
-    problems: list[Problem] = dataclasses.field(default_factory=list)
-    n_records: int = 0
-    mapping: Any = None
-    """How a mapped file's fields were read (:class:`~ragsafe.corpora.formats.mapped.FieldMap`), else None."""
+class Checked:
+    """What a read that collects :class:`Problem` s offers: its ``problems`` split by severity."""
+
+    problems: list[Problem]
 
     @property
     def errors(self) -> list[Problem]:
@@ -146,6 +141,17 @@ class Benchmark:
     @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity != "error"]
+
+
+@dataclasses.dataclass
+class Benchmark(Checked):
+    name: str
+    questions: list[Question]
+    files: list[str]
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    n_records: int = 0
+    mapping: Any = None
+    """How a mapped file's fields were read (:class:`~ragsafe.corpora.formats.mapped.FieldMap`), else None."""
 
     def summary(self) -> str:
         """One line: records read, questions loaded, records refused, warnings, labels.
