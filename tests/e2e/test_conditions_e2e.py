@@ -4,27 +4,17 @@ smollm2-135m answers near chance, so these tests check plumbing (what was sent, 
 recorded), never whether an answer is right.
 """
 
-import asyncio
 import json
 
 import pytest
 
 from ragsafe.config import AnswerPolicy
-from ragsafe.graphs import graphs
 from tests.conftest import E2E_MODEL
+from tests.invoke import invoke_all
 
 pytestmark = pytest.mark.e2e
 
 
-def _invoke_all(deps, name, questions, **overrides):
-    """All questions in one event loop (as the runner does)."""
-    spec = graphs.get(name)
-    app = spec.build(deps, spec.make_params(overrides))
-
-    async def go():
-        return [await app.ainvoke({"question": q, "queries": [], "trace": []}) for q in questions]
-
-    return asyncio.run(go())
 
 
 def _user_message(state):
@@ -37,7 +27,7 @@ def two_questions(demo_benchmark):
 
 
 def test_closed_book_sends_question_and_options_only(e2e_deps, two_questions):
-    for q, st in zip(two_questions, _invoke_all(e2e_deps, "closed_book", two_questions)):
+    for q, st in zip(two_questions, invoke_all(e2e_deps, "closed_book", two_questions)):
         msg = _user_message(st)
         assert msg.startswith("Question: ") and q.question in msg
         assert all(f"{k}. {v}" in msg for k, v in q.options.items())
@@ -52,7 +42,7 @@ def test_closed_book_sends_question_and_options_only(e2e_deps, two_questions):
 @pytest.mark.parametrize("graph, field", [("clean_evidence", "evidence_clean"),
                                           ("conflict_evidence", "evidence_conflict")])
 def test_evidence_conditions_put_the_evidence_before_the_question(e2e_deps, two_questions, graph, field):
-    for q, st in zip(two_questions, _invoke_all(e2e_deps, graph, two_questions)):
+    for q, st in zip(two_questions, invoke_all(e2e_deps, graph, two_questions)):
         msg = _user_message(st)
         ev = getattr(q, field)
         assert msg.index(ev.strip()) < msg.index("Question: ")
@@ -60,7 +50,7 @@ def test_evidence_conditions_put_the_evidence_before_the_question(e2e_deps, two_
 
 
 def test_standard_rag_retrieves_k_chunks_from_chroma_and_prompts_with_them(e2e_deps, demo_store, two_questions):
-    for q, st in zip(two_questions, _invoke_all(e2e_deps, "standard_rag", two_questions, k=3)):
+    for q, st in zip(two_questions, invoke_all(e2e_deps, "standard_rag", two_questions, k=3)):
         chunks = st["chunks"]
         assert len(chunks) == 3
         assert [c.metadata["rank"] for c in chunks] == [1, 2, 3]
@@ -79,7 +69,7 @@ def test_letter_logprobs_mode_keeps_a_distribution_over_valid_letters(e2e_deps, 
 
     deps = dataclasses.replace(e2e_deps, policy=AnswerPolicy(answer_mode="letter_logprobs"))
     q = two_questions[0]
-    (st,) = _invoke_all(deps, "closed_book", [q])
+    (st,) = invoke_all(deps, "closed_book", [q])
     dist = st["answer"]["letter_dist"]
     assert dist is not None, "llama.cpp's server returns top_logprobs"
     assert set(dist) == set(q.options) and abs(sum(dist.values()) - 1) < 1e-6

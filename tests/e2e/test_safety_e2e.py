@@ -4,25 +4,16 @@ recorded, never whether an answer is right)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 
 import pytest
 
-from ragsafe.graphs import graphs
+from tests.invoke import invoke_all
 
 pytestmark = pytest.mark.e2e
 
 
-def _invoke(deps, name, questions, **params):
-    spec = graphs.get(name)
-    app = spec.build(deps, spec.make_params(params))
-
-    async def go():
-        return [await app.ainvoke({"question": q, "queries": [], "trace": []}) for q in questions]
-
-    return asyncio.run(go())
 
 
 def _user(st):
@@ -31,7 +22,7 @@ def _user(st):
 
 def test_mixed_evidence_sends_both_texts_in_the_asked_order(e2e_deps, demo_benchmark):
     qs = demo_benchmark.select(limit=2)
-    for q, st in zip(qs, _invoke(e2e_deps, "mixed_evidence", qs, order="conflict_first", abstain=True)):
+    for q, st in zip(qs, invoke_all(e2e_deps, "mixed_evidence", qs, order="conflict_first", abstain=True)):
         msg = _user(st)
         assert msg.index(q.evidence_conflict.strip()[:60]) < msg.index(q.evidence_clean.strip()[:60])
         assert "insufficient evidence" in st["answer"]["messages"][0]["content"]
@@ -41,12 +32,12 @@ def test_mixed_evidence_sends_both_texts_in_the_asked_order(e2e_deps, demo_bench
 
 def test_rag_plus_clean_and_graded_mix_over_real_retrieval(e2e_deps, demo_benchmark):
     qs = demo_benchmark.select(limit=2)
-    for q, st in zip(qs, _invoke(e2e_deps, "rag_plus_clean", qs, k=2, position="last")):
+    for q, st in zip(qs, invoke_all(e2e_deps, "rag_plus_clean", qs, k=2, position="last")):
         msg = _user(st)
         assert len(st["chunks"]) == 2 and msg.index(st["chunks"][0].page_content.strip()[:60]) \
             < msg.index(q.evidence_clean.strip()[:60])
     deps = dataclasses.replace(e2e_deps, questions=demo_benchmark.questions)
-    for q, st in zip(qs, _invoke(deps, "graded_mix", qs, k=4, fraction=0.5)):
+    for q, st in zip(qs, invoke_all(deps, "graded_mix", qs, k=4, fraction=0.5)):
         info = next(t for t in st["trace"] if t["node"] == "retrieve")
         assert len(st["chunks"]) == 4 and info["replaced"] == 2
         assert len(info["distractors"]) == 2 - info["short"]
