@@ -298,11 +298,14 @@ class _Pool:
                 t_exec, cpu0 = time.perf_counter(), time.process_time()
                 for w in self.workers:
                     w.go()
+                # the window ends with the last record on disk, when every worker has said it is done
+                # (as one process's window does); a worker's interpreter teardown comes after it
+                self._pump(sel, until=lambda: all(w.finished or w.eof for w in self.workers))
+                self.cpu = time.process_time() - cpu0
+                execute = time.perf_counter() - t_exec
                 self._pump(sel, until=lambda: all(w.eof for w in self.workers))
                 for w in self.workers:
                     w.proc.wait()
-                self.cpu = time.process_time() - cpu0
-                execute = time.perf_counter() - t_exec
             finally:
                 self.reporter.close()
         except BaseException:
@@ -701,4 +704,9 @@ def _work(task: dict, chan: _Channel, inp) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main())
+    rc = worker_main()
+    # every record is sent and every cache entry committed (the cache commits each write): skip the
+    # interpreter's teardown of what a worker loaded (torch, chromadb, LangGraph), which only costs time
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
