@@ -92,19 +92,47 @@ def per_question(records: list[SampleLike], questions: list[Question]) -> dict[s
 
 
 def _stats_of(conf, correct, hr, x: float) -> tuple[float, float | None, float | None]:
+    """AURC accuracy, AURC high-risk and coverage at ``x`` of one sample, through :func:`curve`."""
     pts = curve(conf, correct, hr)
     return aurc(pts, "accuracy"), aurc(pts, "high_risk"), coverage_at(pts, x)
 
 
 def replicates(src: dict[str, list], idx: np.ndarray, x: float = DEFAULT_MAX_HIGH_RISK) -> np.ndarray:
     """(B, 3) array of (AURC accuracy, AURC high-risk, coverage at x) over the shared resamples
-    (NaN where a quantity is undefined: no labels)."""
+    (NaN where a quantity is undefined: no labels).
+
+    All B resamples at once, with the same floating-point operations as :func:`curve`,
+    :func:`aurc` and :func:`coverage_at` on each (stable sort, running sums added left to right),
+    so every replicate equals :func:`_stats_of` on it bit for bit (a test checks this).
+    """
     c, ok = np.asarray(src["conf"], float), np.asarray(src["correct"], float)
     hr = None if src["high_risk"] is None else np.asarray(src["high_risk"], float)
-    out = np.full((idx.shape[0], 3), np.nan)
-    for b, row in enumerate(idx):
-        a, h, cov = _stats_of(c[row], ok[row], None if hr is None else hr[row], x)
-        out[b] = [a, np.nan if h is None else h, np.nan if cov is None else cov]
+    B, n = idx.shape
+    out = np.full((B, 3), np.nan)
+    if n == 0:
+        return out
+    order = np.argsort(-c[idx], axis=1, kind="stable")
+    rows = np.take_along_axis(idx, order, axis=1)  # each resample, highest confidence first
+    cs = c[rows]
+    ends = np.ones((B, n), bool)  # the last question of each group of equal confidence
+    ends[:, :-1] = cs[:, 1:] != cs[:, :-1]
+    m = np.arange(1, n + 1)
+    cov = m / n
+    # the coverage of the previous group's end (0 before the first)
+    prev_m = np.maximum.accumulate(np.where(ends, m, 0), axis=1)
+    prev_cov = np.zeros((B, n))
+    prev_cov[:, 1:] = prev_m[:, :-1] / n
+    step = np.where(ends, cov - prev_cov, 0.0)
+
+    def area(cum: np.ndarray) -> np.ndarray:
+        return np.cumsum(step * (cum / m), axis=1)[:, -1]  # left to right, as aurc() adds
+
+    out[:, 0] = area(np.cumsum(ok[rows], axis=1))
+    if hr is not None:
+        rate = np.cumsum(hr[rows], axis=1) / m
+        out[:, 1] = area(np.cumsum(hr[rows], axis=1))
+        lim = x / 100.0 + 1e-12
+        out[:, 2] = np.where(ends & (rate <= lim), cov, 0.0).max(axis=1)
     return out
 
 

@@ -111,7 +111,33 @@ class RunStore:
         return list(self.iter_samples())
 
     def done_keys(self, include_errors: bool = True) -> set[tuple[str, str]]:
-        return {r.key for r in self.iter_samples() if include_errors or not r.error}
+        """The (variant, question id) of every complete record (``include_errors=False``: answered ones).
+
+        Planning a resume reads every line, so a current-version record gives its key and error
+        without being validated whole; any other line goes through :func:`ragsafe.records.as_sample`
+        (migrated, or refused with the file, line and field), as :meth:`iter_samples` reads it.
+        """
+        if not self.samples_path.exists():
+            return set()
+        current = records.CURRENT["sample"]
+        erred: dict[tuple[str, str], bool] = {}
+        with open(self.samples_path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    break  # torn tail
+                try:
+                    data = records.parse_line(line)
+                except ValueError:
+                    continue  # garbage left by a crash mid-buffer
+                if (isinstance(data, dict) and data.get("schema_version") == current
+                        and isinstance(data.get("variant"), str) and isinstance(data.get("question_id"), str)):
+                    k, err = (data["variant"], data["question_id"]), bool(data.get("error"))
+                else:
+                    rec = records.as_sample(data, f"{self.samples_path}:{n}")
+                    k, err = rec.key, bool(rec.error)
+                if erred.get(k, True):
+                    erred[k] = err  # a later record supersedes an error record
+        return {k for k, err in erred.items() if include_errors or not err}
 
     def append(self, rec: SampleRecord | dict) -> None:
         self.append_many([rec])

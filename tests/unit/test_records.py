@@ -112,3 +112,28 @@ def test_unknown_keys_survive_and_dict_reads_see_present_keys_only():
     assert rec["plugin_field"] == [1, 2] and "sc" not in rec and rec.get("sc", "absent") == "absent"
     assert rec.sc is None  # the attribute is typed and defaults
     assert json.loads(records.dump_sample_line(rec))["plugin_field"] == [1, 2]
+
+
+def test_done_keys_read_lightly_agree_with_the_full_reader(tmp_path):
+    """done_keys skips whole-record validation for current lines; its answer is the one iter_samples
+    gives (errors superseded by later answers, old-version lines migrated, torn tail and garbage skipped),
+    and a line that is not a sample record still fails with its file and line."""
+    store = RunStore(tmp_path / "run")
+    store.append(SampleRecord(variant="v", question_id="q1", letter="A"))
+    store.append(SampleRecord(variant="v", question_id="q2", error={"type": "Timeout", "message": "slow"}))
+    store.append(SampleRecord(variant="w", question_id="q2", letter="B"))
+    store.append(SampleRecord(variant="v", question_id="q3", error={"type": "Timeout", "message": "slow"}))
+    store.append(SampleRecord(variant="v", question_id="q3", letter="C"))  # supersedes the error
+    store.append(SampleRecord(variant="v", question_id="q1", error={"type": "Timeout", "message": "late"}))
+    with open(store.samples_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"variant": "old", "question_id": "q9", "letter": "D"}) + "\n")  # unversioned: v1
+        f.write("{not json\n")
+        f.write(json.dumps({"schema_version": records.CURRENT["sample"], "variant": "v", "question_id": "q7"}))
+    for errors in (True, False):
+        want = {r.key for r in store.iter_samples() if errors or not r.error}
+        assert store.done_keys(include_errors=errors) == want
+    assert store.done_keys(include_errors=False) == {("v", "q1"), ("w", "q2"), ("v", "q3"), ("old", "q9")}
+    with open(store.samples_path, "a", encoding="utf-8") as f:
+        f.write("\n" + json.dumps({"schema_version": records.CURRENT["sample"], "variant": 3, "question_id": "q"}) + "\n")
+    with pytest.raises(ConfigError, match=r"samples.jsonl:\d+"):
+        store.done_keys()
