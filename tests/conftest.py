@@ -16,6 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 E2E_MODEL = os.environ.get("RAGSAFE_E2E_MODEL") or "smollm2-135m"
 E2E_BASE_URL = os.environ.get("RAGSAFE_E2E_BASE_URL") or None
+E2E_FLAVOR = os.environ.get("RAGSAFE_E2E_FLAVOR") or ("llamacpp" if E2E_BASE_URL is None else None)
+"""Which server the e2e tests talk to, where it is known: "llamacpp" (the embedded one), "vllm"
+(``make e2e-vllm``), None (``make e2e BASE_URL=...``: only what holds on any server is checked)."""
 """``make e2e BASE_URL=... MODEL=...``: the end-to-end tests that go through ``llm_server`` use that
 server instead of starting the embedded one (tests of the embedded server's own lifecycle still
 start it)."""

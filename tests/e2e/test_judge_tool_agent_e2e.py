@@ -74,7 +74,7 @@ def test_tool_agent_on_llamacpp_takes_the_json_route(e2e_deps, demo_benchmark):
     else:
         assert e2e_deps.llm.gate.caps["tools"] in (True, False)
     ids = {c["chunk_id"] for t in searches for c in t["retrieval"]["hits"]}
-    assert ids == {d.metadata["chunk_id"] for d in st["chunks"]}
+    assert ids == {d.metadata["chunk_id"] for d in st.get("chunks") or []}  # none when it never searched
     assert st["letter"] is None or st["letter"] in q.options
     assert [t["node"] for t in st["trace"]][-1] == "answer"
     # the ablation: no decision, the closed-book prompt

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 
 import pytest
 
 from ragsafe.llm.client import LLM
-from tests.conftest import E2E_MODEL
+from tests.conftest import E2E_FLAVOR, E2E_MODEL
 from tests.invoke import invoke_all
 
 pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(os.environ.get("RAGSAFE_E2E_FLAVOR") != "vllm",
-                                 reason="a real vLLM server: make e2e-vllm")]
+              pytest.mark.skipif(E2E_FLAVOR != "vllm", reason="a real vLLM server: make e2e-vllm")]
 
 
 
