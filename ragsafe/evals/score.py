@@ -48,13 +48,18 @@ def cost_of(rec: SampleLike) -> dict[str, float]:
             "tokens": ptok + ctok, "retrieval_calls": retr, "seconds": rec.seconds or 0.0}
 
 
+TOOL_ROUTES = ("native", "json")
+"""The routes a tool-calling decision records (``tool_agent``'s trace). Other graphs' steps may be named
+"decide" with routes of their own (corrective_rag's "rewrite" / "answer"): those are no tool calls."""
+
+
 def _tool_routes(recs: Iterable[SampleRecord]) -> dict[str, Any] | None:
     """A tool-calling graph's decisions: searches per question (mean and histogram over its n questions),
     the route each decision took (native tool call or JSON action), probes and fallbacks."""
     per_q, routes, probes, ignored = [], Counter(), 0, 0
     for r in recs:
         trace = r.trace or []
-        decides = [t for t in trace if t.node == "decide" and t.route]
+        decides = [t for t in trace if t.node == "decide" and t.route in TOOL_ROUTES]
         if not decides and not any(t.tool for t in trace):
             continue
         per_q.append(sum(1 for t in trace if t.tool))

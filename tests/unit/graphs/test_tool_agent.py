@@ -129,3 +129,22 @@ def test_auto_route_takes_json_when_the_server_refuses_tool_choice_required():
     decides = [t for t in st["trace"] if t["node"] == "decide"]
     assert decides[0]["route"] == "json" and decides[0]["native_probe"] and llm.gate.caps["tools"] is False
     assert retr.queries == ["crescent collection"] and st["letter"] == "B"
+
+
+def test_route_statistics_count_tool_decisions_only():
+    """corrective_rag also has a step named "decide" (route rewrite / answer): no tool table for it."""
+    from ragsafe.evals.score import _tool_routes
+    from ragsafe.records import SampleRecord
+
+    def rec(qid, trace):
+        return SampleRecord.model_validate({"variant": "v", "question_id": qid, "trace": trace})
+
+    corrective = [rec("q1", [{"node": "retrieve", "retrieval": {"query": "x", "hits": []}},
+                             {"node": "decide", "route": "answer"}, {"node": "answer"}])]
+    assert _tool_routes(corrective) is None
+    agent = [rec("q1", [{"node": "decide", "route": "native", "native_probe": True}, {"node": "search", "tool": "search"},
+                        {"node": "decide", "route": "native"}, {"node": "answer"}]),
+             rec("q2", [{"node": "decide", "route": "json"}, {"node": "answer"}])]
+    got = _tool_routes(agent)
+    assert got["n"] == 2 and got["searches_per_question"] == 0.5 and got["searches_histogram"] == {"0": 1, "1": 1}
+    assert got["decisions_by_route"] == {"native": 2, "json": 1} and got["native_probes"] == 1
