@@ -20,7 +20,7 @@ try:
 except ImportError:  # not on Windows: no cross-process lock there
     fcntl = None
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ragsafe import records
 from ragsafe.config import ConfigError, DiskFull, is_disk_full
@@ -88,23 +88,27 @@ class RunStore:
                 os.fsync(f.fileno())
         return len(data) - good
 
-    def iter_samples(self) -> Iterator[SampleRecord]:
-        """Complete records, one per key: a later answered record supersedes an earlier error record."""
+    def _lines(self) -> Iterator[tuple[str, Any]]:
+        """``(where, value)`` of every complete line that is JSON: a torn tail ends the file, garbage
+        left by a crash mid-buffer is skipped; ``where`` is "file:line" for messages."""
         if not self.samples_path.exists():
             return
-        best: dict[tuple[str, str], SampleRecord] = {}
         with open(self.samples_path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.endswith("\n"):
-                    break  # torn tail
+                    return  # torn tail
                 try:
-                    data = records.parse_line(line)
+                    yield f"{self.samples_path}:{n}", records.parse_line(line)
                 except ValueError:
-                    continue  # garbage left by a crash mid-buffer
-                rec = records.as_sample(data, f"{self.samples_path}:{n}")
-                k = rec.key
-                if k not in best or best[k].error:
-                    best[k] = rec  # a later record supersedes an error record
+                    continue
+
+    def iter_samples(self) -> Iterator[SampleRecord]:
+        """Complete records, one per key: a later answered record supersedes an earlier error record."""
+        best: dict[tuple[str, str], SampleRecord] = {}
+        for where, data in self._lines():
+            rec = records.as_sample(data, where)
+            if rec.key not in best or best[rec.key].error:
+                best[rec.key] = rec  # a later record supersedes an error record
         yield from best.values()
 
     def samples(self) -> list[SampleRecord]:
@@ -117,26 +121,17 @@ class RunStore:
         without being validated whole; any other line goes through :func:`ragsafe.records.as_sample`
         (migrated, or refused with the file, line and field), as :meth:`iter_samples` reads it.
         """
-        if not self.samples_path.exists():
-            return set()
         current = records.CURRENT["sample"]
         erred: dict[tuple[str, str], bool] = {}
-        with open(self.samples_path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.endswith("\n"):
-                    break  # torn tail
-                try:
-                    data = records.parse_line(line)
-                except ValueError:
-                    continue  # garbage left by a crash mid-buffer
-                if (isinstance(data, dict) and data.get("schema_version") == current
-                        and isinstance(data.get("variant"), str) and isinstance(data.get("question_id"), str)):
-                    k, err = (data["variant"], data["question_id"]), bool(data.get("error"))
-                else:
-                    rec = records.as_sample(data, f"{self.samples_path}:{n}")
-                    k, err = rec.key, bool(rec.error)
-                if erred.get(k, True):
-                    erred[k] = err  # a later record supersedes an error record
+        for where, data in self._lines():
+            if (isinstance(data, dict) and data.get("schema_version") == current
+                    and isinstance(data.get("variant"), str) and isinstance(data.get("question_id"), str)):
+                k, err = (data["variant"], data["question_id"]), bool(data.get("error"))
+            else:
+                rec = records.as_sample(data, where)
+                k, err = rec.key, bool(rec.error)
+            if erred.get(k, True):
+                erred[k] = err  # a later record supersedes an error record
         return {k for k, err in erred.items() if include_errors or not err}
 
     def append(self, rec: SampleRecord | dict) -> None:
