@@ -62,6 +62,9 @@ def embedder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-replica", action="append", default=None, metavar="URL",
                    help="a further base URL serving the same embedding model; repeat")
     g.add_argument("--embed-concurrency", type=int, default=None, help="embedding requests in flight per URL (default 4)")
+    g.add_argument("--embed-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds one embeddings request may take before it is retried (default 120); a CPU "
+                        "server may need more, or a smaller --embed-batch-size")
 
 
 def embedder_config(a: argparse.Namespace, base=None):
@@ -73,7 +76,8 @@ def embedder_config(a: argparse.Namespace, base=None):
              "normalize": a.embed_normalize, "max_seq_length": a.embed_max_seq_length,
              "query_prefix": a.embed_query_prefix, "passage_prefix": a.embed_passage_prefix,
              "base_url": a.embed_base_url, "model": a.embed_model, "api_key_env": a.embed_api_key_env,
-             "replicas": tuple(a.embed_replica) if a.embed_replica else None, "concurrency": a.embed_concurrency}
+             "replicas": tuple(a.embed_replica) if a.embed_replica else None, "concurrency": a.embed_concurrency,
+             "timeout": a.embed_timeout}
     given = {k: v for k, v in given.items() if v is not None}
     if a.embed_model and not a.embed_base_url:
         raise ConfigError("--embed-model needs --embed-base-url URL (the server that serves it); for a local "

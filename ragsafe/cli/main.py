@@ -66,12 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     from ragsafe.config import DiskFull
     from ragsafe.experiments.endpoints import ServerDied
     from ragsafe.experiments.procs import WorkerDied
+    from ragsafe.llm.errors import RequestFailed
 
     old_handlers = stop_on_signals() if threading.current_thread() is threading.main_thread() else {}
     try:
         load_plugin_args(a)
         return a.fn(a)
     except (DiskFull, ServerDied, WorkerDied) as e:  # the run stopped; what it finished is kept
+        print(f"ragsafe: error: {e}", file=sys.stderr)
+        return 1
+    except RequestFailed as e:  # outside a run (an index's embeddings, a probe): the URL, fault and attempts
         print(f"ragsafe: error: {e}", file=sys.stderr)
         return 1
     except (ConfigError, KeyError, FileNotFoundError, ValueError) as e:

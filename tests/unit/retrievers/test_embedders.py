@@ -287,3 +287,21 @@ def asyncio_run(coro):
     import asyncio
 
     return asyncio.run(coro)
+
+
+def test_cli_an_embeddings_server_that_keeps_failing_is_a_clear_error(tmp_path):
+    """ragsafe index against a server whose every request fails: one message naming the URL and the
+    attempts, exit 1, no traceback (an embeddings request outside a run has no error record to become)."""
+    srv = _server(fail_first=10_000)
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}/v1"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "RAGSAFE_HOME": str(tmp_path / "home")}
+        r = subprocess.run([sys.executable, "-m", "ragsafe.cli", "index", "--embed-base-url", url, "--embed-model", "bag",
+                            "--embed-timeout", "5", "--chroma-path", str(tmp_path / "chroma")],
+                           env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert f"{url}/embeddings" in r.stderr and "attempt" in r.stderr and "503" in r.stderr
+    assert len(srv.seen) >= 2  # retried before giving up
